@@ -1,0 +1,24 @@
+"""workbench: LoRA fine-tuning of small open language models, Jupyter-first.
+
+`import workbench` is cheap: torch, transformers and the UI load only when used.
+"""
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "RunConfig": "workbench.config", "load_config": "workbench.config",
+    "Control": "workbench.events", "Run": "workbench.engine.run",
+    "train": "workbench.api", "resume": "workbench.api", "TunedModel": "workbench.api",
+    "WorkbenchError": "workbench.errors", "ConfigError": "workbench.errors",
+    "DataError": "workbench.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,0 +1,66 @@
+"""The Python entry points a notebook cell or script calls.
+
+    from workbench import RunConfig, train
+    result = train(RunConfig.from_dict({"data": {"path": "my.jsonl"}, "train": {"max_steps": 50}}))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.config import RunConfig
+from workbench.console import ConsoleSink
+from workbench.engine.rundir import ENVIRONMENT, RunDir
+from workbench.engine.run import Run, RunResult
+from workbench.events import Control
+from workbench.plots import LossChartFile
+
+
+def default_sinks(quiet: bool = False) -> list:
+    return [LossChartFile()] + ([] if quiet else [ConsoleSink()])
+
+
+def train(config: RunConfig, sinks=(), control: Control | None = None,
+          quiet: bool = False) -> RunResult:
+    """Train to the end (blocking), printing progress unless quiet; returns status and summary."""
+    return Run(config, sinks=default_sinks(quiet) + list(sinks), control=control).execute()
+
+
+def resume(run_dir: str | Path, sinks=(), control: Control | None = None,
+           quiet: bool = False) -> RunResult:
+    """Continue a stopped, failed or killed run from its last checkpoint, in the same folder."""
+    return Run.resume(run_dir, sinks=default_sinks(quiet) + list(sinks), control=control).execute()
+
+
+class TunedModel:
+    """A finished run's adapter on its base model, ready to answer prompts."""
+
+    def __init__(self, run_dir: str | Path):
+        from workbench.backends.hf import HFBackend
+
+        folder = RunDir.open(run_dir)
+        if not folder.adapter_dir.is_dir():
+            raise_missing_adapter(folder)
+        self.config = folder.read_config()
+        fmt = folder.read_json(ENVIRONMENT).get("data", {}).get("format", self.config.data.format)
+        self.chat = fmt in ("messages", "alpaca", "auto")
+        self.bundle = HFBackend().load(self.config, adapter_dir=str(folder.adapter_dir),
+                                       trainable=False)
+
+    def generate(self, prompts: list[str], base: bool = False, max_new_tokens: int | None = None,
+                 temperature: float | None = None) -> list[str]:
+        from workbench.engine.sampling import generate
+
+        sample = self.config.sample
+        return generate(self.bundle.model, self.bundle.tokenizer, prompts,
+                        max_new_tokens=max_new_tokens or sample.max_new_tokens,
+                        temperature=sample.temperature if temperature is None else temperature,
+                        chat=self.chat, system_prompt=self.config.data.system_prompt, base=base)
+
+
+def raise_missing_adapter(folder: RunDir):
+    from workbench.errors import RunError
+
+    status = folder.summary().get("status", "unfinished")
+    raise RunError(f"{folder.path} has no adapter (status: {status}); resume it with "
+                   f"`workbench train --resume {folder.path}`")

@@ -1,0 +1,33 @@
+"""The backend protocol: how a model is loaded and given LoRA adapters.
+
+Training itself always goes through the engine's transformers.Trainer; a backend
+only decides how the model is built (plain transformers + PEFT, or Unsloth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from workbench.config import RunConfig
+
+
+@dataclass
+class ModelBundle:
+    """A trainable model with its tokenizer and the facts a run records."""
+
+    model: Any  # a peft.PeftModel
+    tokenizer: Any
+    backend: str
+    device: str
+    dtype: str
+    source: str  # the folder the weights were read from
+    notes: list[str]
+
+
+class Backend(Protocol):
+    name: str
+
+    def load(self, config: RunConfig, adapter_dir: str | None = None) -> ModelBundle:
+        """Load the base model and attach a new LoRA adapter, or the one in adapter_dir."""
+        ...

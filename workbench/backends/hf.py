@@ -1,0 +1,128 @@
+"""The `hf` backend: transformers for the model, PEFT for the LoRA adapter."""
+
+from __future__ import annotations
+
+import os
+
+from workbench.backends.base import ModelBundle
+from workbench.backends.models import resolve_model
+from workbench.config import RunConfig
+from workbench.errors import BackendUnavailable, ModelError
+
+
+def resolve_dtype(requested: str, on_cuda: bool, bf16_ok: bool) -> str:
+    """The dtype to load weights in. CPUs train in float32: bf16 there is slow or unsupported."""
+    if requested != "auto":
+        return requested
+    if not on_cuda:
+        return "float32"
+    return "bfloat16" if bf16_ok else "float16"
+
+
+class HFBackend:
+    name = "hf"
+
+    def load(self, config: RunConfig, adapter_dir: str | None = None,
+             trainable: bool = True) -> ModelBundle:
+        import torch
+
+        on_cuda = torch.cuda.is_available()
+        dtype = resolve_dtype(config.model.dtype, on_cuda,
+                              on_cuda and torch.cuda.is_bf16_supported())
+        if dtype == "float16" and not on_cuda:
+            raise ModelError("model.dtype float16 cannot train on a CPU; use auto or float32")
+        notes = []
+        source = resolve_model(config.model.name)
+        tokenizer = load_tokenizer(source, config.model.trust_remote_code)
+        model = load_model(source, config, getattr(torch, dtype), on_cuda)
+        if adapter_dir:
+            model = attach_saved_adapter(model, adapter_dir, trainable)
+        else:
+            model = attach_new_adapter(model, config)
+        if config.model.trust_remote_code:
+            notes.append("trust_remote_code was on: the model's own Python code ran")
+        return ModelBundle(model=model, tokenizer=tokenizer, backend=self.name,
+                           device="cuda" if on_cuda else "cpu", dtype=dtype, source=source,
+                           notes=notes)
+
+
+def load_tokenizer(source: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    from workbench.data.encoding import ensure_chat_template
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise ModelError(_load_failure(source, "tokenizer", exc)) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # BPE tokenizers must not "clean up" spaces before punctuation: it corrupts decoded text.
+    tokenizer.clean_up_tokenization_spaces = False
+    ensure_chat_template(tokenizer)
+    return tokenizer
+
+
+def load_model(source: str, config: RunConfig, dtype, on_cuda: bool):
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": dtype, "trust_remote_code": config.model.trust_remote_code}
+    if config.model.load_in_4bit:
+        kwargs["quantization_config"] = four_bit_config(on_cuda, dtype)
+        kwargs["device_map"] = {"": 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except Exception as exc:
+        raise ModelError(_load_failure(source, "model", exc)) from None
+    if on_cuda and not config.model.load_in_4bit:
+        model = model.to("cuda")
+    return model
+
+
+def four_bit_config(on_cuda: bool, dtype):
+    import importlib.util
+
+    if not on_cuda:
+        raise BackendUnavailable("model.load_in_4bit needs an NVIDIA GPU with CUDA; none was "
+                                 "found, so set load_in_4bit: false on this machine")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise BackendUnavailable("model.load_in_4bit needs bitsandbytes; install it with "
+                                 "pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+
+
+def attach_new_adapter(model, config: RunConfig):
+    from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
+
+    set_seed(config.train.seed)  # the LoRA A matrices are random: same seed, same start
+    lora = config.lora
+    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                             target_modules=lora.target_modules, use_rslora=lora.use_rslora,
+                             bias="none", task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, peft_config)
+    except ValueError as exc:
+        raise ModelError(f"lora.target_modules {lora.target_modules!r} does not fit this model "
+                         f"({exc}); use all-linear or names of its linear layers") from None
+
+
+def attach_saved_adapter(model, adapter_dir: str, trainable: bool):
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+
+
+def _load_failure(source: str, what: str, exc: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    if os.path.isdir(source):
+        return f"cannot load the {what} from {source}: {exc}"
+    if offline:
+        return (f"cannot load {source!r}: HF_HUB_OFFLINE=1 and it is not in the Hugging Face "
+                "cache. Download it once with network access (huggingface-cli download "
+                f"{source}), or use a local folder or `demo`")
+    return (f"cannot load {source!r} from the Hugging Face hub ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); check the id and your network")

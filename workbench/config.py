@@ -1,0 +1,406 @@
+"""The one strict run configuration.
+
+Every field has a type, a default, help text and bounds, declared once with
+`setting(...)`. That metadata drives validation, the README reference table, the
+CLI `--set section.key=value` overrides and (later) the widget form, so they
+cannot drift apart. Unknown keys are errors. `validate()` reports every problem at
+once, each naming the key, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ConfigError
+
+RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def setting(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None,
+            le=None, lt=None, pattern: str | None = None) -> Any:
+    """A config field with its documentation and bounds."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
+            "pattern": pattern}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelSettings:
+    name: str = setting(
+        "demo",
+        "The base model: `demo` (SmolLM2-135M-Instruct, bundled), a local Hugging Face "
+        "folder, a `.gguf` file, or a hub id such as `HuggingFaceTB/SmolLM2-360M-Instruct`.")
+    backend: str = setting(
+        "auto", "Training backend: `auto` (Unsloth on a CUDA GPU when installed, else `hf`), "
+        "`hf` (transformers + PEFT) or `unsloth`.", choices=("auto", "hf", "unsloth"))
+    dtype: str = setting(
+        "auto", "Weight dtype: `auto` is float32 on CPU, bfloat16 on GPUs that support it, "
+        "else float16.", choices=("auto", "float32", "bfloat16", "float16"))
+    load_in_4bit: bool = setting(False, "QLoRA: load the frozen base in 4 bits (CUDA GPU only).")
+    trust_remote_code: bool = setting(
+        False, "Run Python code shipped with a hub model. Off unless you trust its author.")
+
+
+@dataclass
+class LoraSettings:
+    r: int = setting(16, "LoRA rank: size of the low-rank update.", ge=1, le=1024)
+    alpha: float = setting(32.0, "LoRA alpha: the update is scaled by alpha / r "
+                           "(alpha / sqrt(r) with rslora).", gt=0, le=100000)
+    dropout: float = setting(0.0, "Dropout on the LoRA input during training.", ge=0, lt=1)
+    target_modules: str | list[str] = setting(
+        "all-linear", "Layers that get adapters: `all-linear` or a list of module names "
+        "such as `[q_proj, v_proj]`.")
+    use_rslora: bool = setting(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+
+
+@dataclass
+class DataSettings:
+    path: str | None = setting(
+        None, "Dataset file or folder (JSONL, JSON, CSV, Parquet, or a saved `datasets` "
+        "folder); `eval_fraction` of it is held out. Use this or `train_path`.")
+    train_path: str | None = setting(None, "Training data, when evaluation data is separate.")
+    eval_path: str | None = setting(None, "Held-out data; when set, `eval_fraction` is ignored.")
+    format: str = setting(
+        "auto", "Row format: `messages` (chat turns), `alpaca` (instruction/input/output), "
+        "`prompt_completion`, `text`, or `auto` to detect it from the keys.",
+        choices=("auto", "messages", "alpaca", "prompt_completion", "text"))
+    eval_fraction: float = setting(0.1, "Share of `path` held out for evaluation (0 for none).",
+                                   ge=0, le=0.5)
+    max_length: int = setting(512, "Tokens per example; longer examples are cut at the end "
+                              "and counted in the run summary.", ge=16, le=131072)
+    train_on: str = setting(
+        "responses", "`responses` trains only on assistant tokens; `all` on every token.",
+        choices=("responses", "all"))
+    system_prompt: str | None = setting(
+        None, "System message added to chat examples that have none.")
+
+
+@dataclass
+class TrainSettings:
+    learning_rate: float = setting(2e-4, "Peak learning rate.", gt=0, le=1)
+    epochs: float = setting(1.0, "Passes over the training data (ignored when `max_steps` "
+                            "is set).", gt=0, le=10000)
+    max_steps: int | None = setting(None, "Optimizer steps to run; overrides `epochs`.", ge=1)
+    batch_size: int = setting(4, "Examples per forward pass.", ge=1, le=4096)
+    grad_accum: int = setting(1, "Forward passes per optimizer step (effective batch = "
+                              "batch_size x grad_accum).", ge=1, le=1024)
+    warmup_steps: int = setting(0, "Steps of linear learning-rate warm-up.", ge=0)
+    scheduler: str = setting("linear", "Learning-rate schedule after warm-up.",
+                             choices=("linear", "cosine", "constant", "constant_with_warmup"))
+    weight_decay: float = setting(0.0, "AdamW weight decay.", ge=0, le=1)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm (0 turns clipping off).", ge=0)
+    seed: int = setting(42, "Random seed for LoRA init, data order and the eval split.", ge=0)
+    gradient_checkpointing: bool = setting(
+        False, "Recompute activations in the backward pass: less memory, about 20% slower.")
+    log_every: int = setting(5, "Log loss and speed every N optimizer steps.", ge=1)
+    eval_every: int = setting(0, "Evaluate held-out loss every N steps (0: only at the end).",
+                              ge=0)
+    save_every: int = setting(100, "Save a resumable checkpoint every N steps (0: never; the "
+                              "final adapter is always saved).", ge=0)
+    keep_checkpoints: int = setting(2, "How many recent checkpoints to keep.", ge=1)
+
+
+@dataclass
+class SampleSettings:
+    prompts: list[str] = setting([], "Prompts answered by the model while it trains.")
+    every: int = setting(0, "Generate samples every N steps (0: only before and after "
+                         "training).", ge=0)
+    max_new_tokens: int = setting(64, "Longest sample answer, in tokens.", ge=1, le=4096)
+    temperature: float = setting(0.0, "Sampling temperature (0: greedy, reproducible).",
+                                 ge=0, le=5)
+
+
+@dataclass
+class OutputSettings:
+    runs_dir: str = setting("runs", "Folder that holds one sub-folder per run.")
+    name: str = setting("run", "Run name; the folder is `<name>-<timestamp>`. Letters, digits, "
+                        "`.`, `_` and `-` only.", pattern=RUN_NAME_PATTERN.pattern)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelSettings, "lora": LoraSettings, "data": DataSettings,
+    "train": TrainSettings, "sample": SampleSettings, "output": OutputSettings,
+}
+
+
+@dataclass
+class RunConfig:
+    """A whole run: build it in Python, or load it with `load_config` / `from_dict`."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "RunConfig":
+        """Build and validate a config from plain data; raises ConfigError listing every problem."""
+        problems: list[str] = []
+        if not isinstance(raw, dict):
+            raise ConfigError([f"the config must be a mapping of sections, got "
+                               f"{type(raw).__name__}; start from `workbench validate --example`"])
+        sections = {}
+        for name, values in raw.items():
+            if name not in SECTIONS:
+                problems.append(f"{name}: unknown section; allowed: {', '.join(SECTIONS)}")
+                continue
+            if values is None:
+                values = {}
+            if not isinstance(values, dict):
+                problems.append(f"{name}: must be a mapping of keys, got {values!r}")
+                continue
+            sections[name] = _build_section(name, SECTIONS[name], values, problems)
+        config = cls(**sections)
+        problems.extend(config.problems())
+        if problems:
+            raise ConfigError(problems)
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def problems(self) -> list[str]:
+        """Every problem with this config, as messages naming key, value and what is allowed."""
+        problems = []
+        for name, section in self._sections():
+            for f in dataclasses.fields(section):
+                message = check_value(f, getattr(section, f.name))
+                if message:
+                    problems.append(f"{name}.{f.name}: {message}")
+        problems.extend(self._cross_field_problems())
+        return problems
+
+    def validate(self) -> "RunConfig":
+        """Raise ConfigError if anything is wrong; return self so calls can chain."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def with_overrides(self, assignments: list[str]) -> "RunConfig":
+        """A copy with `section.key=value` assignments applied (values parsed as YAML)."""
+        return RunConfig.from_dict(apply_overrides(self.to_dict(), assignments))
+
+    def _sections(self):
+        return [(name, getattr(self, name)) for name in SECTIONS]
+
+    def _cross_field_problems(self) -> list[str]:
+        problems = []
+        data = self.data
+        if data.path and data.train_path:
+            problems.append(f"data.path and data.train_path are both set ({data.path!r}, "
+                            f"{data.train_path!r}); use one of them")
+        if not data.path and not data.train_path:
+            problems.append("data.path: required; give a dataset file, e.g. "
+                            "`--set data.path=examples.jsonl`")
+        if self.sample.every and not self.sample.prompts:
+            problems.append(f"sample.every is {self.sample.every} but sample.prompts is empty; "
+                            "add prompts or set sample.every=0")
+        if isinstance(self.lora.target_modules, list) and not self.lora.target_modules:
+            problems.append("lora.target_modules: the list is empty; use `all-linear` or name "
+                            "modules such as [q_proj, v_proj]")
+        return problems
+
+
+def _build_section(name: str, cls: type, values: dict, problems: list[str]):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            close = [k for k in known if k.startswith(str(key)[:3])]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            problems.append(f"{name}.{key}: unknown key{hint}; allowed: {', '.join(known)}")
+            continue
+        kwargs[key] = _coerce(known[key], value)
+    return cls(**kwargs)
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """Forgive YAML's one trap: `2e-4` without a dot loads as a string."""
+    hint = _field_types(f)
+    if float in hint and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if float in hint and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _field_types(f: dataclasses.Field) -> tuple:
+    annotation = f.type
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {"list": list, "str": str, "int": int, "float": float,
+                                       "bool": bool, "None": None})
+    return _flatten(annotation)
+
+
+def _flatten(annotation) -> tuple:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        result = ()
+        for arg in typing.get_args(annotation):
+            result += _flatten(arg)
+        return result
+    if annotation is None or annotation is type(None):
+        return (type(None),)
+    return (annotation,)
+
+
+def _matches(value: Any, kind) -> bool:
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if typing.get_origin(kind) is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return False
+
+
+def _describe(kind) -> str:
+    names = {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+             str: "a string"}
+    if typing.get_origin(kind) is list:
+        return "a list of strings"
+    return names.get(kind, str(kind))
+
+
+def check_value(f: dataclasses.Field, value: Any) -> str | None:
+    """The problem with one field's value, or None when it is allowed."""
+    kinds = _field_types(f)
+    if not any(_matches(value, k) for k in kinds):
+        return f"got {value!r}; must be {' or '.join(_describe(k) for k in kinds)}"
+    meta = f.metadata
+    if value is None or isinstance(value, (bool, list)):
+        return None
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"got {value!r}; must be one of {', '.join(meta['choices'])}"
+    for bound, test, words in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+                               ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+        limit = meta.get(bound)
+        if limit is not None and isinstance(value, (int, float)) and not test(value, limit):
+            return f"got {value!r}; must be {words} {limit}"
+    if meta.get("pattern") and isinstance(value, str) and not re.match(meta["pattern"], value):
+        return (f"got {value!r}; use 1-64 letters, digits, `.`, `_` or `-`, starting with a "
+                "letter or digit (no `/` or `..`)")
+    return None
+
+
+def apply_overrides(raw: dict, assignments: list[str]) -> dict:
+    """Apply `section.key=value` strings to a config dict; values are parsed as YAML."""
+    import yaml
+
+    problems = []
+    result = json.loads(json.dumps(raw))
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            problems.append(f"--set {assignment!r}: write it as section.key=value, "
+                            "e.g. train.max_steps=50")
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        section = result.setdefault(parts[0], {})
+        if isinstance(section, dict):
+            section[parts[1]] = value
+        else:
+            problems.append(f"--set {assignment!r}: {parts[0]} is not a section")
+    if problems:
+        raise ConfigError(problems)
+    return result
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML or JSON config file, apply overrides, validate, and return it."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {str(path)!r} not found; create one with "
+                           "`workbench validate --example > config.yaml`"])
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}:"
+                           f" {exc}"]) from None
+    raw = {} if raw is None else raw
+    if overrides:
+        if not isinstance(raw, dict):
+            raise ConfigError([f"{path}: the top level must be a mapping of sections"])
+        raw = apply_overrides(raw, overrides)
+    return RunConfig.from_dict(raw)
+
+
+def config_to_yaml(config: RunConfig, header: str = "") -> str:
+    import yaml
+
+    body = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+    return header + body
+
+
+def example_yaml() -> str:
+    """A commented starter config with every field at its default."""
+    lines = ["# workbench run config: every key, at its default. Docs: README.md#config",
+             ]
+    import yaml
+
+    for name, cls in SECTIONS.items():
+        lines.append(f"{name}:")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if name == "data" and f.name == "path":
+                default = "my-data.jsonl"
+            value = yaml.safe_dump(default, default_flow_style=True).strip()
+            value = value.removesuffix("\n...").removesuffix("...").strip()
+            lines.append(f"  {f.name}: {value}  # {_plain(f.metadata['help'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _plain(text: str) -> str:
+    return text.replace("`", "")
+
+
+def reference_markdown() -> str:
+    """The README's config table, generated from the fields themselves."""
+    out = []
+    for name, cls in SECTIONS.items():
+        out.append(f"**`{name}`**\n")
+        out.append("| key | default | allowed | meaning |")
+        out.append("|---|---|---|---|")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append(f"| `{f.name}` | `{json.dumps(default)}` | {_allowed(f)} | "
+                       f"{f.metadata['help']} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _allowed(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if meta.get("choices"):
+        return ", ".join(f"`{c}`" for c in meta["choices"])
+    parts = [_describe(k) for k in _field_types(f)]
+    bounds = [f"{sym} {meta[key]}" for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="),
+                                                   ("lt", "<")) if meta.get(key) is not None]
+    return " or ".join(parts) + (f" ({', '.join(bounds)})" if bounds else "")

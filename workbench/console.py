@@ -1,0 +1,59 @@
+"""A console sink: one readable line per event, for the CLI and headless runs."""
+
+from __future__ import annotations
+
+import sys
+
+from workbench.events import (CheckpointSaved, EvalLogged, RunEnded, RunPaused, RunResumed,
+                              RunStarted, SampleGenerated, StepLogged)
+
+
+class ConsoleSink:
+    def __init__(self, stream=None, show_samples: bool = True):
+        self.stream = stream or sys.stdout
+        self.show_samples = show_samples
+
+    def __call__(self, event) -> None:
+        line = self.format(event)
+        if line:
+            print(line, file=self.stream, flush=True)
+
+    def format(self, event) -> str | None:
+        if isinstance(event, RunStarted):
+            return (f"run {event.run_dir}: {event.train_examples} training / {event.eval_examples}"
+                    f" held-out examples, {event.total_steps} steps on {event.device} "
+                    f"({event.backend})")
+        if isinstance(event, StepLogged):
+            grad = f"  grad {event.grad_norm:.2f}" if event.grad_norm is not None else ""
+            return (f"step {event.step:>5}/{event.total_steps}  loss {event.loss:.4f}  "
+                    f"lr {event.learning_rate:.2e}{grad}  {event.tokens_per_second:,.0f} tok/s  "
+                    f"{event.elapsed_seconds:,.0f}s")
+        if isinstance(event, EvalLogged):
+            return (f"eval at step {event.step}: loss {event.eval_loss:.4f}  "
+                    f"perplexity {event.perplexity:.2f}")
+        if isinstance(event, SampleGenerated) and self.show_samples:
+            who = "base model" if not event.adapter else f"step {event.step}"
+            lines = [f"samples ({who}):"]
+            for prompt, answer in zip(event.prompts, event.completions):
+                lines.append(f"  > {_short(prompt)}\n    {_short(answer, 200)}")
+            return "\n".join(lines)
+        if isinstance(event, CheckpointSaved):
+            return f"checkpoint saved: {event.path}"
+        if isinstance(event, RunPaused):
+            return f"paused at step {event.step}"
+        if isinstance(event, RunResumed):
+            return f"resumed at step {event.step}"
+        if isinstance(event, RunEnded):
+            if event.status == "failed":
+                return f"run failed at step {event.step}: {event.error}\n  folder: {event.run_dir}"
+            loss = event.summary.get("final_loss")
+            evl = event.summary.get("final_eval_loss")
+            tail = f", eval loss {evl:.4f}" if evl is not None else ""
+            loss_text = f"loss {loss:.4f}" if loss is not None else "no loss logged"
+            return f"run {event.status} at step {event.step}: {loss_text}{tail}\n  folder: {event.run_dir}"
+        return None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,147 @@
+"""Turn examples into token ids and labels, training only where it should.
+
+Chat examples are rendered with the model's own chat template (ChatML when the
+tokenizer has none). The characters of each assistant turn, including its
+end-of-turn marker, are marked as trained; the rendered text is tokenized once
+with offsets, and a token is trained when it starts inside a trained span. So the
+ids trained on are exactly the ids the model sees at inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.data.formats import Example
+from workbench.errors import DataError
+
+IGNORE = -100
+
+# Used for models whose tokenizer has no chat template (documented in the README).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE)
+
+
+def ensure_chat_template(tokenizer) -> bool:
+    """Give the tokenizer a ChatML template if it has none; True when the fallback was used."""
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return True
+
+
+def render_chat(messages, tokenizer, add_generation_prompt: bool = False) -> str:
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
+    return text if isinstance(text, str) else str(text)
+
+
+def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns."""
+    messages = list(example.messages)
+    full = render_chat(messages, tokenizer)
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(render_chat(messages[:index], tokenizer, add_generation_prompt=True))
+        upto = render_chat(messages[: index + 1], tokenizer)
+        if not full.startswith(upto) or upto[start:].find(message["content"].strip()) < 0:
+            raise DataError(
+                f"{example.where}: this model's chat template rewrites earlier turns when a "
+                "later one is added, so assistant tokens cannot be located exactly; use "
+                "data.format=prompt_completion with pre-rendered text, or train_on=all")
+        spans.append((start, len(upto)))
+    return full, spans
+
+
+def encode(example: Example, tokenizer, max_length: int, train_on: str = "responses") -> Encoded:
+    """Token ids and labels (-100 where nothing is trained) for one example."""
+    if example.messages is not None:
+        text, spans = chat_spans(example, tokenizer)
+        add_special = False  # the template already places BOS where the model wants it
+    else:
+        eos = tokenizer.eos_token or ""
+        text = example.prompt + example.completion + eos
+        spans = [(len(example.prompt), len(text))]
+        add_special = True
+    tokens = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    ids, offsets = list(tokens["input_ids"]), tokens["offset_mapping"]
+    labels = []
+    for token_id, (start, end) in zip(ids, offsets):
+        trained = train_on == "all" or any(a <= start < b for a, b in spans)
+        labels.append(token_id if trained else IGNORE)
+    truncated = len(ids) > max_length
+    return Encoded(ids[:max_length], labels[:max_length], truncated)
+
+
+@dataclass
+class EncodeStats:
+    examples: int = 0
+    truncated: int = 0
+    dropped_nothing_trained: int = 0
+    tokens: int = 0
+    trained_tokens: int = 0
+    longest: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def encode_all(examples: list[Example], tokenizer, max_length: int, train_on: str,
+               split: str) -> tuple[list[dict], EncodeStats]:
+    """Encode a split; drop examples with nothing left to train and refuse an empty result."""
+    rows, stats = [], EncodeStats()
+    for example in examples:
+        encoded = encode(example, tokenizer, max_length, train_on)
+        stats.truncated += encoded.truncated
+        if encoded.trained_tokens == 0:
+            stats.dropped_nothing_trained += 1
+            continue
+        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels})
+        stats.examples += 1
+        stats.tokens += len(encoded.input_ids)
+        stats.trained_tokens += encoded.trained_tokens
+        stats.longest = max(stats.longest, len(encoded.input_ids))
+    if examples and not rows:
+        raise DataError(
+            f"nothing would be trained in the {split} data: all {len(examples)} examples have "
+            f"no trained tokens after rendering and cutting at max_length={max_length} "
+            f"({stats.truncated} were cut). Raise data.max_length, shorten the prompts, or check "
+            "that examples have assistant answers")
+    return rows, stats
+
+
+class PaddingCollator:
+    """Pads a batch on the right to its longest row; labels are padded with -100."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[i, :n] = torch.tensor(row["input_ids"])
+            labels[i, :n] = torch.tensor(row["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}

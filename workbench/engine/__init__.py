@@ -1,0 +1,1 @@
+"""The training engine: runs, the Trainer bridge, the run folder, sampling."""

@@ -1,0 +1,100 @@
+"""The bridge between transformers.Trainer and the workbench: trainer hooks become
+events and run-folder rows; `Control` requests become TrainerControl flags."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from transformers import TrainerCallback
+
+from workbench.engine.rundir import METRICS, SAMPLES, RunDir
+from workbench.events import (CheckpointSaved, Control, EvalLogged, RunPaused, RunResumed,
+                              RunStarted, SampleGenerated, StepLogged)
+
+
+class EventCallback(TrainerCallback):
+    def __init__(self, *, emit, control: Control, run_dir: RunDir, started: dict,
+                 sample_every: int, sampler, elapsed_offset: float = 0.0):
+        self.emit, self.requests, self.run_dir = emit, control, run_dir
+        self.started, self.sample_every, self.sampler = started, sample_every, sampler
+        self.trainer = None  # set by the engine once the Trainer exists
+        self.stopped_by_request = False
+        self.last_loss = None
+        self.eval_losses: list[tuple[int, float]] = []
+        self._elapsed_offset = elapsed_offset
+        self._clock_start = self._last_log_time = time.perf_counter()
+        self._excluded = 0.0  # seconds spent paused or sampling, not training
+
+    def elapsed(self) -> float:
+        return self._elapsed_offset + time.perf_counter() - self._clock_start
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._clock_start = self._last_log_time = time.perf_counter()
+        self.emit(RunStarted(total_steps=state.max_steps, **self.started))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            self._log_train(state, logs)
+        if "eval_loss" in logs:
+            self._log_eval(state, logs)
+
+    def _log_train(self, state, logs):
+        now = time.perf_counter()
+        new_tokens = self.trainer.take_tokens_seen()
+        state.num_input_tokens_seen += new_tokens  # saved in checkpoints, so resume continues
+        busy = max(now - self._last_log_time - self._excluded, 1e-9)
+        self._last_log_time, self._excluded = now, 0.0
+        grad_norm = logs.get("grad_norm")
+        event = StepLogged(
+            step=state.global_step, total_steps=state.max_steps, epoch=round(state.epoch or 0, 4),
+            loss=float(logs["loss"]), learning_rate=float(logs.get("learning_rate", 0.0)),
+            grad_norm=None if grad_norm is None else float(grad_norm),
+            tokens_seen=int(state.num_input_tokens_seen),
+            tokens_per_second=round(new_tokens / busy, 1), elapsed_seconds=round(self.elapsed(), 2))
+        self.last_loss = event.loss
+        self.run_dir.append_jsonl(METRICS, event.__dict__)
+        self.emit(event)
+
+    def _log_eval(self, state, logs):
+        loss = float(logs["eval_loss"])
+        event = EvalLogged(step=state.global_step, eval_loss=loss,
+                           perplexity=math.exp(min(loss, 50.0)))
+        self.eval_losses.append((event.step, loss))
+        self.run_dir.append_jsonl(METRICS, {"step": event.step, "epoch": round(state.epoch or 0, 4),
+                                            "eval_loss": loss, "perplexity": event.perplexity,
+                                            "elapsed_seconds": round(self.elapsed(), 2)})
+        self.emit(event)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.sample_every and state.global_step % self.sample_every == 0:
+            self.sample(state.global_step)
+        if self.requests.take_save_request():
+            control.should_save = True
+        if self.requests.pause_requested and not self.requests.stop_requested:
+            paused_at = time.perf_counter()
+            self.emit(RunPaused(step=state.global_step))
+            self.requests.wait_while_paused()
+            self._excluded += time.perf_counter() - paused_at
+            self.emit(RunResumed(step=state.global_step))
+        if self.requests.stop_requested:
+            self.stopped_by_request = True
+            control.should_training_stop = True
+
+    def sample(self, step: int, base: bool = False) -> None:
+        began = time.perf_counter()
+        prompts, completions = self.sampler(base)
+        self._excluded += time.perf_counter() - began
+        if not prompts:
+            return
+        event = SampleGenerated(step=step, prompts=tuple(prompts), completions=tuple(completions),
+                                adapter=not base)
+        for prompt, completion in zip(prompts, completions):
+            self.run_dir.append_jsonl(SAMPLES, {"step": step, "adapter": not base,
+                                                "prompt": prompt, "completion": completion})
+        self.emit(event)
+
+    def on_save(self, args, state, control, **kwargs):
+        path = self.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
+        self.emit(CheckpointSaved(step=state.global_step, path=str(path)))

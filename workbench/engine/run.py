@@ -1,0 +1,260 @@
+"""A run: setup -> train -> save -> cleanup, reporting through events.
+
+    run = Run(config, sinks=[print])
+    result = run.execute()          # blocks; call from a worker thread for a live UI
+
+Every run ends with exactly one RunEnded event and a summary.json whose status is
+finished, stopped (a Control.stop() request) or failed (the error is recorded,
+earlier checkpoints and metrics are kept).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.config import RunConfig
+from workbench.data import encode_splits, load_splits
+from workbench.engine.rundir import ENVIRONMENT, SUMMARY, RunDir
+from workbench.errors import RunError
+from workbench.events import Control, RunEnded, fan_out
+
+
+@dataclass
+class RunResult:
+    status: str
+    run_dir: Path
+    summary: dict
+
+
+class Run:
+    def __init__(self, config: RunConfig, sinks=(), control: Control | None = None,
+                 resume_dir: str | Path | None = None):
+        self.config = config.validate()
+        self.control = control or Control()
+        self.emit = fan_out(list(sinks))
+        self.resume_dir = Path(resume_dir) if resume_dir else None
+        self.run_dir: RunDir | None = None
+        self.bundle = None  # the loaded model once setup has run
+        self.callback = None
+        self.trainer = None
+        self.data_stats: dict = {}
+        self.backend_reason = ""
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None) -> "Run":
+        """A run that continues `run_dir` from its last checkpoint."""
+        folder = RunDir.open(run_dir)
+        if folder.last_checkpoint() is None:
+            raise RunError(f"{run_dir} has no checkpoint to resume from; checkpoints are saved "
+                           "every train.save_every steps")
+        return cls(folder.read_config(), sinks, control, resume_dir=run_dir)
+
+    def execute(self) -> RunResult:
+        """Run to the end and return its status and summary; errors are recorded, then raised."""
+        started = time.time()
+        splits = load_splits(self.config.data, self.config.train.seed)  # bad data fails here
+        self.run_dir = RunDir.open(self.resume_dir) if self.resume_dir else RunDir.create(
+            self.config.output.runs_dir, self.config.output.name)
+        try:
+            self._setup(splits)
+            status = self._train()
+            summary = self._finish(status, started)
+        except BaseException as exc:  # KeyboardInterrupt too: the folder must say what happened
+            summary = self._record_failure(exc, started)
+            self.emit(RunEnded(status="failed", step=summary.get("step", 0),
+                               run_dir=str(self.run_dir.path), summary=summary,
+                               error=summary["error"]))
+            raise
+        self.emit(RunEnded(status=status, step=summary["step"], run_dir=str(self.run_dir.path),
+                           summary=summary))
+        return RunResult(status, self.run_dir.path, summary)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _setup(self, splits) -> None:
+        from workbench.backends import select_backend
+
+        backend, self.backend_reason = select_backend(self.config.model.backend)
+        self.bundle = backend.load(self.config)
+        encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data)
+        self.data_stats = encoded.stats
+        self.chat = splits.format in ("messages", "alpaca")
+        versions = library_versions()
+        if not self.resume_dir:
+            self.run_dir.write_config(self.config, versions)
+        self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
+        self.trainer = self._build_trainer(encoded)
+
+    def _environment(self, versions: dict) -> dict:
+        import torch
+
+        bundle = self.bundle
+        return {**versions, "python": platform.python_version(), "platform": platform.platform(),
+                "device": bundle.device, "gpu": torch.cuda.get_device_name(0)
+                if bundle.device == "cuda" else None, "cpu_count": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(), "dtype": bundle.dtype,
+                "backend": bundle.backend, "backend_reason": self.backend_reason,
+                "model_source": bundle.source, "seed": self.config.train.seed,
+                "trust_remote_code": self.config.model.trust_remote_code,
+                "notes": bundle.notes, "data": self.data_stats}
+
+    def _build_trainer(self, encoded):
+        from transformers import TrainingArguments
+
+        from workbench.data.encoding import PaddingCollator
+        from workbench.engine.callback import EventCallback
+        from workbench.engine.trainer import make_trainer
+
+        cfg, bundle = self.config, self.bundle
+        self.callback = EventCallback(
+            emit=self.emit, control=self.control, run_dir=self.run_dir,
+            started={"run_dir": str(self.run_dir.path), "config": cfg.to_dict(),
+                     "train_examples": len(encoded.train), "eval_examples": len(encoded.eval),
+                     "backend": bundle.backend, "device": bundle.device},
+            sample_every=cfg.sample.every, sampler=self._sample,
+            elapsed_offset=self._elapsed_before_resume())
+        args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
+        trainer = make_trainer(model=bundle.model, args=args, train_dataset=encoded.train,
+                               eval_dataset=encoded.eval or None,
+                               data_collator=PaddingCollator(bundle.tokenizer.pad_token_id),
+                               processing_class=bundle.tokenizer, callbacks=[self.callback])
+        self.callback.trainer = trainer
+        return trainer
+
+    def _elapsed_before_resume(self) -> float:
+        if not self.resume_dir:
+            return 0.0
+        step = checkpoint_step(self.run_dir.last_checkpoint())
+        self.run_dir.truncate_metrics_after(step)
+        rows = [r for r in self.run_dir.metrics() if "elapsed_seconds" in r]
+        return rows[-1]["elapsed_seconds"] if rows else 0.0
+
+    # -- train ---------------------------------------------------------------------------
+
+    def _train(self) -> str:
+        checkpoint = self.run_dir.last_checkpoint() if self.resume_dir else None
+        if self.config.sample.prompts and not checkpoint:
+            self.callback.sample(0, base=True)  # the untuned model's answers, for comparison
+        self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        step = self.trainer.state.global_step
+        if self.trainer.eval_dataset is not None and not self._evaluated_at(step):
+            self.trainer.evaluate()
+        if self.config.sample.prompts and not (self.config.sample.every and
+                                                step % self.config.sample.every == 0):
+            self.callback.sample(step)
+        return "stopped" if self.callback.stopped_by_request else "finished"
+
+    def _evaluated_at(self, step: int) -> bool:
+        return any(s == step for s, _ in self.callback.eval_losses)
+
+    def _sample(self, base: bool):
+        from workbench.engine.sampling import generate
+
+        prompts = list(self.config.sample.prompts)
+        completions = generate(self.bundle.model, self.bundle.tokenizer, prompts,
+                               max_new_tokens=self.config.sample.max_new_tokens,
+                               temperature=self.config.sample.temperature, chat=self.chat,
+                               system_prompt=self.config.data.system_prompt, base=base)
+        return prompts, completions
+
+    # -- save ----------------------------------------------------------------------------
+
+    def _finish(self, status: str, started: float) -> dict:
+        save_adapter(self.bundle.model, self.bundle.tokenizer, self.run_dir.adapter_dir)
+        summary = self._summary(status, started)
+        self.run_dir.write_json(SUMMARY, summary)
+        return summary
+
+    def _summary(self, status: str, started: float, error: str | None = None) -> dict:
+        callback, state = self.callback, self.trainer.state if self.trainer else None
+        evals = callback.eval_losses if callback else []
+        best = min(evals, key=lambda item: item[1]) if evals else None
+        summary = {
+            "status": status, "step": state.global_step if state else 0,
+            "total_steps": state.max_steps if state else None,
+            "final_loss": callback.last_loss if callback else None,
+            "final_eval_loss": evals[-1][1] if evals else None,
+            "final_perplexity": math.exp(min(evals[-1][1], 50)) if evals else None,
+            "best_eval_loss": best[1] if best else None, "best_eval_step": best[0] if best else None,
+            "tokens_seen": int(state.num_input_tokens_seen) if state else 0,
+            "elapsed_seconds": round(callback.elapsed(), 2) if callback else None,
+            "wall_seconds_this_session": round(time.time() - started, 2),
+            "data": self.data_stats, "backend": self.bundle.backend if self.bundle else None,
+            "adapter": str(self.run_dir.adapter_dir) if status != "failed" else None,
+            "run_dir": str(self.run_dir.path),
+        }
+        if error:
+            summary["error"] = error
+        return summary
+
+    def _record_failure(self, exc: BaseException, started: float) -> dict:
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        summary = self._summary("failed", started, error=message)
+        summary["traceback"] = traceback.format_exc()
+        try:
+            self.run_dir.write_json(SUMMARY, summary)
+        except OSError:
+            pass  # a full disk must not hide the original error
+        return summary
+
+
+def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
+    from transformers import TrainingArguments
+
+    train = cfg.train
+    evaluate = has_eval and train.eval_every > 0
+    return TrainingArguments(
+        output_dir=str(run_dir.checkpoints_dir), per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum, learning_rate=train.learning_rate,
+        num_train_epochs=train.epochs, max_steps=train.max_steps or -1,
+        warmup_steps=train.warmup_steps, lr_scheduler_type=train.scheduler,
+        weight_decay=train.weight_decay, max_grad_norm=train.max_grad_norm or None,
+        seed=train.seed, data_seed=train.seed, logging_steps=train.log_every,
+        logging_first_step=True, eval_strategy="steps" if evaluate else "no",
+        eval_steps=train.eval_every if evaluate else None,
+        save_strategy="steps" if train.save_every else "no",
+        save_steps=train.save_every or 500, save_total_limit=train.keep_checkpoints,
+        report_to="none", disable_tqdm=True, log_level="warning",
+        use_cpu=bundle.device == "cpu", bf16=bundle.dtype == "bfloat16",
+        fp16=bundle.dtype == "float16", gradient_checkpointing=train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
+        optim="adamw_torch")
+
+
+def checkpoint_step(path: Path | None) -> int:
+    return int(path.name.split("-")[-1]) if path else 0
+
+
+def save_adapter(model, tokenizer, target: Path) -> None:
+    """Write the adapter (PEFT format) and tokenizer next to a temp name, then swap it in."""
+    scratch = target.with_name(f".{target.name}.saving")
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(scratch, ignore_errors=True)
+    model.save_pretrained(str(scratch))
+    tokenizer.save_pretrained(str(scratch))
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    scratch.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def library_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    result = {}
+    for name in ("workbench", "torch", "transformers", "peft", "accelerate", "datasets"):
+        try:
+            result[name] = version(name)
+        except PackageNotFoundError:
+            result[name] = None
+    return result

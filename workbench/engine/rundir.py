@@ -1,0 +1,155 @@
+"""The run folder: one directory per run holding everything needed to understand,
+resume and reuse it. Summary and config are written atomically (temp file + rename);
+metrics and samples are append-only JSON lines, flushed as written, so a killed run
+leaves readable files (a torn last line is skipped on reading).
+
+    runs/<name>-<timestamp>/
+        config.yaml  environment.json  metrics.jsonl  samples.jsonl
+        adapter/  checkpoints/  loss.png  summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+from workbench.config import RunConfig, config_to_yaml, load_config
+from workbench.errors import RunError
+
+CONFIG, ENVIRONMENT, METRICS, SAMPLES, SUMMARY = (
+    "config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl", "summary.json")
+ADAPTER, CHECKPOINTS, LOSS_PNG = "adapter", "checkpoints", "loss.png"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file; an unparsable (torn) line is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+class RunDir:
+    """Paths and writers of one run folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, runs_dir: str | Path, name: str) -> "RunDir":
+        """A new, unique folder `<name>-<YYYYmmdd-HHMMSS>` (suffixed -2, -3 on a clash)."""
+        root = Path(runs_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1, 1000):
+            suffix = "" if attempt == 1 else f"-{attempt}"
+            path = root / f"{name}-{stamp}{suffix}"
+            try:
+                path.mkdir()  # fails if it exists, so two runs never share a folder
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise RunError(f"could not create a run folder in {root}")
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        run = cls(path)
+        if not (run.path / CONFIG).is_file():
+            raise RunError(f"{path} is not a run folder (no {CONFIG}); `workbench runs` lists runs")
+        return run
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.path / ADAPTER
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def write_config(self, config: RunConfig, versions: dict) -> None:
+        stamp = "".join(f"# {k}: {v}\n" for k, v in versions.items())
+        write_atomic(self.file(CONFIG), "# resolved run config, written by workbench\n"
+                     + stamp + config_to_yaml(config))
+
+    def read_config(self) -> RunConfig:
+        return load_config(self.file(CONFIG))
+
+    def write_json(self, name: str, data: dict) -> None:
+        write_atomic(self.file(name), json.dumps(data, indent=2, default=str) + "\n")
+
+    def read_json(self, name: str) -> dict:
+        path = self.file(name)
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+
+    def append_jsonl(self, name: str, row: dict) -> None:
+        with open(self.file(name), "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, default=str) + "\n")
+            handle.flush()
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """Keep only log rows up to `step`, so a resumed run continues one clean curve."""
+        for name in (METRICS, SAMPLES):
+            rows = [r for r in read_jsonl(self.file(name)) if r.get("step", 0) <= step]
+            write_atomic(self.file(name), "".join(json.dumps(r) + "\n" for r in rows))
+
+    def metrics(self) -> list[dict]:
+        return read_jsonl(self.file(METRICS))
+
+    def samples(self) -> list[dict]:
+        return read_jsonl(self.file(SAMPLES))
+
+    def summary(self) -> dict:
+        return self.read_json(SUMMARY)
+
+    def last_checkpoint(self) -> Path | None:
+        found = sorted(self.checkpoints_dir.glob("checkpoint-*"),
+                       key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1]
+                       .isdigit() else -1)
+        complete = [p for p in found if (p / "trainer_state.json").exists()]
+        return complete[-1] if complete else None
+
+
+def event_row(event) -> dict:
+    return asdict(event) if is_dataclass(event) else dict(event)
+
+
+def list_runs(runs_dir: str | Path) -> list[dict]:
+    """One summary per run folder, newest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    rows = []
+    for path in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        if not (path / CONFIG).is_file():
+            continue
+        summary = RunDir(path).summary()
+        rows.append({"run": path.name, "path": str(path),
+                     "status": summary.get("status", "running or killed"),
+                     "step": summary.get("step"), "final_loss": summary.get("final_loss"),
+                     "best_eval_loss": summary.get("best_eval_loss")})
+    return rows

@@ -1,0 +1,82 @@
+"""transformers.Trainer with a loss that only computes logits where labels are trained.
+
+A causal LM's full-vocabulary logits (49k wide for the demo model) are most of
+the activation memory on CPU. Only positions whose next token is trained need
+them, so the decoder's hidden states are gathered at those positions and sent
+through the output head in chunks, each recomputed in backward instead of kept.
+Token counting stays on the device and is read only when a log line is written.
+"""
+
+from __future__ import annotations
+
+from workbench.data.encoding import IGNORE
+
+HEAD_CHUNK_ROWS = 1024
+
+
+def _trainer_class():
+    import torch
+    from torch.utils.checkpoint import checkpoint
+    from transformers import Trainer
+
+    def head_loss(head, hidden, targets):
+        logits = head(hidden).float()
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+
+    class WorkbenchTrainer(Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # Our loss divides by the trained-token count of the whole accumulated batch,
+            # so Trainer must pass that count and not divide by grad_accum again.
+            self.model_accepts_loss_kwargs = True
+            self._tokens_pending = None
+            self._selective_head = uses_standard_head(self.model)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs["labels"]
+            if model.training:
+                seen = inputs["attention_mask"].sum()
+                self._tokens_pending = seen if self._tokens_pending is None \
+                    else self._tokens_pending + seen
+            if not self._selective_head:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            hidden = model.get_decoder()(input_ids=inputs["input_ids"],
+                                         attention_mask=inputs["attention_mask"]).last_hidden_state
+            targets = labels[:, 1:]
+            keep = targets != IGNORE
+            selected, wanted = hidden[:, :-1][keep], targets[keep]
+            head = model.get_output_embeddings()
+            total = hidden.new_zeros((), dtype=torch.float32)
+            for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
+                rows = slice(start, start + HEAD_CHUNK_ROWS)
+                if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
+                    total = total + checkpoint(head_loss, head, selected[rows], wanted[rows],
+                                               use_reentrant=False)
+                else:
+                    total = total + head_loss(head, selected[rows], wanted[rows])
+            count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+            loss = total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)
+            return (loss, {}) if return_outputs else loss
+
+        def take_tokens_seen(self) -> int:
+            """Non-padding tokens trained since the last call (one host sync, at log time)."""
+            pending, self._tokens_pending = self._tokens_pending, None
+            return 0 if pending is None else int(pending.item())
+
+    return WorkbenchTrainer
+
+
+def make_trainer(**kwargs):
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer = _trainer_class()(**kwargs)
+    for noisy in (PrinterCallback, ProgressCallback):  # our sinks report progress instead
+        trainer.remove_callback(noisy)
+    return trainer
+
+
+def uses_standard_head(model) -> bool:
+    """False for heads that scale or soft-cap logits: those use the model's own loss."""
+    config = model.config
+    return not any(getattr(config, name, None) for name in
+                   ("final_logit_softcapping", "logit_scale", "output_multiplier_scale"))

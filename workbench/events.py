@@ -1,0 +1,153 @@
+"""Events out, control in.
+
+The engine tells the world what happens through frozen event dataclasses sent to
+sinks (any callable taking one event). The only way back into a running training
+loop is a `Control`, whose requests are honoured at the next optimizer step.
+Stdlib only: the same events drive a console, a log file, a chart or a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: str
+    config: dict
+    total_steps: int
+    train_examples: int
+    eval_examples: int
+    backend: str
+    device: str
+
+
+@dataclass(frozen=True)
+class StepLogged:
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    learning_rate: float
+    grad_norm: float | None
+    tokens_seen: int
+    tokens_per_second: float
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class EvalLogged:
+    step: int
+    eval_loss: float
+    perplexity: float
+
+
+@dataclass(frozen=True)
+class SampleGenerated:
+    """One completion per sample prompt; step 0 with adapter=False is the base model."""
+
+    step: int
+    prompts: tuple[str, ...]
+    completions: tuple[str, ...]
+    adapter: bool = True
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class RunPaused:
+    step: int
+
+
+@dataclass(frozen=True)
+class RunResumed:
+    step: int
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """The last event of every run. status is finished, stopped or failed."""
+
+    status: str
+    step: int
+    run_dir: str
+    summary: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+Event = (
+    RunStarted | StepLogged | EvalLogged | SampleGenerated | CheckpointSaved
+    | RunPaused | RunResumed | RunEnded
+)
+
+
+class Sink(Protocol):
+    def __call__(self, event: Any) -> None: ...
+
+
+def fan_out(sinks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
+    """One emit function for many sinks. A failing sink is logged, never kills training."""
+
+    def emit(event: Any) -> None:
+        for sink in sinks:
+            try:
+                sink(event)
+            except Exception:  # a broken chart must not lose an evening's run
+                log.exception("sink %r failed on %s", sink, type(event).__name__)
+
+    return emit
+
+
+class Control:
+    """Thread-safe requests to a running training loop.
+
+    Call from any thread (a button callback, a signal handler, a test). The engine
+    checks them after every optimizer step.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._save = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # a paused run must wake up to stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def save_now(self) -> None:
+        self._save.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return not self._running.is_set()
+
+    def take_save_request(self) -> bool:
+        """True once per save_now() call."""
+        if self._save.is_set():
+            self._save.clear()
+            return True
+        return False
+
+    def wait_while_paused(self, poll_seconds: float = 0.1) -> None:
+        while not self._running.wait(poll_seconds):
+            pass

@@ -1,0 +1,78 @@
+"""Loss charts rendered with matplotlib's Agg backend (no display needed).
+
+`LossChartFile` is a sink that keeps the metric history from events and rewrites
+the run folder's loss.png at most every `every_seconds`, and always at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from workbench.events import RunEnded, RunStarted, StepLogged
+
+
+def smooth(values: list[float], weight: float = 0.8) -> list[float]:
+    """Debiased exponential moving average (as TensorBoard's smoothing)."""
+    result, average = [], 0.0
+    for count, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        result.append(average / (1 - weight ** count))
+    return result
+
+
+def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 3.6), dpi=100)
+    axes = figure.subplots()
+    if steps:
+        axes.plot(steps, losses, color="#9ecae1", linewidth=1, label="training loss")
+        axes.plot(steps, smooth(losses), color="#3182bd", linewidth=2, label="smoothed")
+    if eval_steps:
+        axes.plot(eval_steps, eval_losses, "o-", color="#e6550d", label="held-out loss")
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("loss")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp)
+    tmp.replace(path)
+
+
+def draw_run_chart(run_dir: Path, title: str = "") -> Path:
+    """Render loss.png from the run folder's metrics.jsonl (the whole curve, resumes included)."""
+    from workbench.engine.rundir import LOSS_PNG, RunDir
+
+    rows = RunDir(run_dir).metrics()
+    train = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if "eval_loss" in r]
+    path = Path(run_dir) / LOSS_PNG
+    render_loss_png([r["step"] for r in train], [r["loss"] for r in train],
+                    [r["step"] for r in evals], [r["eval_loss"] for r in evals], path,
+                    title or Path(run_dir).name)
+    return path
+
+
+class LossChartFile:
+    """Sink: redraw the run folder's loss.png at most every `every_seconds`, and at the end."""
+
+    def __init__(self, every_seconds: float = 30.0):
+        self.every_seconds = every_seconds
+        self.run_dir: Path | None = None
+        self._last_draw = time.monotonic()
+
+    def __call__(self, event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_dir = Path(event.run_dir)
+        elif isinstance(event, StepLogged) and self.run_dir is not None:
+            if time.monotonic() - self._last_draw > self.every_seconds:
+                self._last_draw = time.monotonic()
+                draw_run_chart(self.run_dir)
+        elif isinstance(event, RunEnded):
+            draw_run_chart(Path(event.run_dir), f"{Path(event.run_dir).name}: {event.status}")
