@@ -10,6 +10,7 @@ once, each naming the key, the value given and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 import types
@@ -218,7 +219,7 @@ def _build_section(name: str, cls: type, values: dict, problems: list[str]):
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            close = [k for k in known if k.startswith(str(key)[:3])]
+            close = difflib.get_close_matches(str(key), known, n=2, cutoff=0.75)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             problems.append(f"{name}.{key}: unknown key{hint}; allowed: {', '.join(known)}")
             continue

@@ -25,7 +25,9 @@ class HFBackend:
     def load(self, config: RunConfig, adapter_dir: str | None = None,
              trainable: bool = True) -> ModelBundle:
         import torch
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # our own sinks report progress
         on_cuda = torch.cuda.is_available()
         dtype = resolve_dtype(config.model.dtype, on_cuda,
                               on_cuda and torch.cuda.is_bf16_supported())

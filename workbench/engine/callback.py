@@ -15,9 +15,11 @@ from workbench.events import (CheckpointSaved, Control, EvalLogged, RunPaused, R
 
 class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, run_dir: RunDir, started: dict,
-                 sample_every: int, sampler, elapsed_offset: float = 0.0):
+                 sample_every: int, sampler, sample_base_first: bool,
+                 elapsed_offset: float = 0.0):
         self.emit, self.requests, self.run_dir = emit, control, run_dir
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
+        self.sample_base_first = sample_base_first
         self.trainer = None  # set by the engine once the Trainer exists
         self.stopped_by_request = False
         self.last_loss = None
@@ -30,8 +32,11 @@ class EventCallback(TrainerCallback):
         return self._elapsed_offset + time.perf_counter() - self._clock_start
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._clock_start = self._last_log_time = time.perf_counter()
         self.emit(RunStarted(total_steps=state.max_steps, **self.started))
+        if self.sample_base_first:
+            self.sample(0, base=True)  # the untuned model's answers, for comparison
+        self._clock_start = self._last_log_time = time.perf_counter()
+        self._excluded = 0.0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -81,6 +86,7 @@ class EventCallback(TrainerCallback):
         if self.requests.stop_requested:
             self.stopped_by_request = True
             control.should_training_stop = True
+            control.should_save = True  # a stopped run can be resumed from exactly here
 
     def sample(self, step: int, base: bool = False) -> None:
         began = time.perf_counter()

@@ -119,6 +119,7 @@ class Run:
                      "train_examples": len(encoded.train), "eval_examples": len(encoded.eval),
                      "backend": bundle.backend, "device": bundle.device},
             sample_every=cfg.sample.every, sampler=self._sample,
+            sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
             elapsed_offset=self._elapsed_before_resume())
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         trainer = make_trainer(model=bundle.model, args=args, train_dataset=encoded.train,
@@ -140,8 +141,6 @@ class Run:
 
     def _train(self) -> str:
         checkpoint = self.run_dir.last_checkpoint() if self.resume_dir else None
-        if self.config.sample.prompts and not checkpoint:
-            self.callback.sample(0, base=True)  # the untuned model's answers, for comparison
         self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         step = self.trainer.state.global_step
         if self.trainer.eval_dataset is not None and not self._evaluated_at(step):

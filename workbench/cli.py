@@ -1,0 +1,144 @@
+"""The `workbench` command. The edge: a WorkbenchError becomes one clear message and
+exit code 2; set WORKBENCH_DEBUG=1 to see the traceback instead."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from workbench.errors import WorkbenchError
+
+EPILOG = ("examples:\n"
+          "  workbench demo\n"
+          "  workbench validate config.yaml --set train.max_steps=50\n"
+          "  workbench train config.yaml --set data.path=my.jsonl\n"
+          "  workbench train --resume runs/my-run-20261122-101500\n"
+          "  workbench generate runs/my-run-20261122-101500 --prompt \"Hello\"")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="LoRA fine-tuning of small open language models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="fine-tune the demo model on the bundled task and "
+                               "compare base vs tuned answers")
+    demo.add_argument("--steps", type=int, default=60, help="optimizer steps (default 60)")
+    demo.add_argument("--runs-dir", default="runs")
+
+    validate = commands.add_parser("validate", help="check a config without loading anything")
+    validate.add_argument("config", nargs="?")
+    validate.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    validate.add_argument("--example", action="store_true", help="print a starter config")
+
+    train = commands.add_parser("train", help="fine-tune as a config says")
+    train.add_argument("config", nargs="?")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
+                       "checkpoint")
+    train.add_argument("--quiet", action="store_true")
+
+    runs = commands.add_parser("runs", help="list runs and their status")
+    runs.add_argument("--runs-dir", default="runs")
+
+    generate = commands.add_parser("generate", help="answer prompts with a run's tuned model")
+    generate.add_argument("run_dir")
+    generate.add_argument("--prompt", action="append", required=True)
+    generate.add_argument("--base", action="store_true", help="use the base model (adapter off)")
+    generate.add_argument("--max-new-tokens", type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except WorkbenchError as exc:
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the run folder records what was done", file=sys.stderr)
+        return 130
+
+
+def cmd_validate(args) -> int:
+    from workbench.config import example_yaml, load_config
+
+    if args.example:
+        print(example_yaml(), end="")
+        return 0
+    if not args.config:
+        print("error: give a config file, or --example to print one", file=sys.stderr)
+        return 2
+    config = load_config(args.config, args.set)
+    print(f"{args.config}: valid ({config.model.name} on {config.data.path or config.data.train_path})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from workbench.api import resume, train
+    from workbench.config import load_config
+    from workbench.events import Control
+
+    control = Control()
+    # SIGTERM (a scheduler, `kill`) stops at the next step and still saves the adapter.
+    signal.signal(signal.SIGTERM, lambda *_: control.stop())
+    if args.resume:
+        if args.config or args.set:
+            print("error: --resume continues a run with its saved config; drop the config "
+                  "file and --set", file=sys.stderr)
+            return 2
+        result = resume(args.resume, control=control, quiet=args.quiet)
+    else:
+        if not args.config:
+            print("error: give a config file (workbench validate --example > config.yaml)",
+                  file=sys.stderr)
+            return 2
+        result = train(load_config(args.config, args.set), control=control, quiet=args.quiet)
+    return 0 if result.status in ("finished", "stopped") else 1
+
+
+def cmd_demo(args) -> int:
+    from workbench.demo import run_demo
+
+    report = run_demo(runs_dir=args.runs_dir, max_steps=args.steps)
+    return 0 if report["status"] == "finished" else 1
+
+
+def cmd_runs(args) -> int:
+    from workbench.engine.rundir import list_runs
+
+    rows = list_runs(args.runs_dir)
+    if not rows:
+        print(f"no runs in {args.runs_dir}/ yet; start one with `workbench demo`")
+        return 0
+    print(f"{'run':<40} {'status':<18} {'step':>6} {'loss':>8} {'best eval':>10}")
+    for row in rows:
+        loss = f"{row['final_loss']:.4f}" if row["final_loss"] is not None else "-"
+        best = f"{row['best_eval_loss']:.4f}" if row["best_eval_loss"] is not None else "-"
+        print(f"{row['run']:<40} {row['status']:<18} {row['step'] or '-':>6} {loss:>8} {best:>10}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from workbench.api import TunedModel
+
+    model = TunedModel(args.run_dir)
+    answers = model.generate(args.prompt, base=args.base, max_new_tokens=args.max_new_tokens)
+    for prompt, answer in zip(args.prompt, answers):
+        if len(args.prompt) > 1:
+            print(f"> {prompt}")
+        print(answer)
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
+            "generate": cmd_generate}
+
+if __name__ == "__main__":
+    sys.exit(main())
