@@ -106,10 +106,16 @@ def format_report(report: dict, shown: int = 4) -> str:
     for row in report["examples"][:shown]:
         message = row["prompt"].split("\n\n", 1)[-1]
         lines += [f"message: {message}",
-                  f"  base  {'OK ' if row['base_correct'] else 'BAD'} {row['base'][:110]}",
-                  f"  tuned {'OK ' if row['tuned_correct'] else 'BAD'} {row['tuned'][:110]}", ""]
+                  f"  base  {'OK ' if row['base_correct'] else 'BAD'} {_one_line(row['base'])}",
+                  f"  tuned {'OK ' if row['tuned_correct'] else 'BAD'} {_one_line(row['tuned'])}",
+                  ""]
     lines += [f"held-out success: base {report['base_success']:.0%}  ->  tuned "
               f"{report['tuned_success']:.0%}  ({report['held_out']} messages; exact JSON match)",
               f"demo took {report['total_seconds']:.0f} s; run folder: {report['run_dir']}",
               f"next: workbench generate {report['run_dir']} --prompt \"...\"", "=" * 72]
     return "\n".join(lines)
+
+
+def _one_line(text: str, limit: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
