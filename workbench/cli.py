@@ -86,8 +86,7 @@ def cmd_train(args) -> int:
     from workbench.events import Control
 
     control = Control()
-    # SIGTERM (a scheduler, `kill`) stops at the next step and still saves the adapter.
-    signal.signal(signal.SIGTERM, lambda *_: control.stop())
+    install_stop_handlers(control)
     if args.resume:
         if args.config or args.set:
             print("error: --resume continues a run with its saved config; drop the config "
@@ -101,6 +100,20 @@ def cmd_train(args) -> int:
             return 2
         result = train(load_config(args.config, args.set), control=control, quiet=args.quiet)
     return 0 if result.status in ("finished", "stopped") else 1
+
+
+def install_stop_handlers(control) -> None:
+    """SIGTERM and a first Ctrl-C stop at the next step, saving a checkpoint and the adapter;
+    a second Ctrl-C aborts at once (the run folder then says failed)."""
+
+    def first_interrupt(*_):
+        print("\nstopping after this step (checkpoint and adapter will be saved); "
+              "press Ctrl-C again to abort now", file=sys.stderr, flush=True)
+        control.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, lambda *_: control.stop())
+    signal.signal(signal.SIGINT, first_interrupt)
 
 
 def cmd_demo(args) -> int:

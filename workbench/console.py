@@ -22,7 +22,7 @@ class ConsoleSink:
         if isinstance(event, RunStarted):
             return (f"run {event.run_dir}: {event.train_examples} training / {event.eval_examples}"
                     f" held-out examples, {event.total_steps} steps on {event.device} "
-                    f"({event.backend})")
+                    f"({event.backend}){_data_warnings(event)}")
         if isinstance(event, StepLogged):
             grad = f"  grad {event.grad_norm:.2f}" if event.grad_norm is not None else ""
             return (f"step {event.step:>5}/{event.total_steps}  loss {event.loss:.4f}  "
@@ -52,6 +52,20 @@ class ConsoleSink:
             loss_text = f"loss {loss:.4f}" if loss is not None else "no loss logged"
             return f"run {event.status} at step {event.step}: {loss_text}{tail}\n  folder: {event.run_dir}"
         return None
+
+
+def _data_warnings(event: RunStarted) -> str:
+    notes = []
+    for split, stats in event.data.items():
+        if not isinstance(stats, dict):
+            continue
+        if stats.get("truncated"):
+            notes.append(f"{stats['truncated']} {split} examples cut at "
+                         f"data.max_length={event.config['data']['max_length']}")
+        if stats.get("dropped_nothing_trained"):
+            notes.append(f"{stats['dropped_nothing_trained']} {split} examples dropped "
+                         "(nothing left to train after cutting)")
+    return "".join(f"\n  note: {n}" for n in notes)
 
 
 def _short(text: str, limit: int = 120) -> str:

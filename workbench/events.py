@@ -25,6 +25,7 @@ class RunStarted:
     eval_examples: int
     backend: str
     device: str
+    data: dict = field(default_factory=dict)  # per split: examples, truncated, dropped, tokens
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 
+INTRO = """workbench demo: teach SmolLM2-135M-Instruct (135M parameters) to turn a customer
+message into a one-line JSON order, with {steps} LoRA steps on this machine's CPU.
+The first run converts the bundled GGUF weights once (about 30 s); then you will see the
+untuned model's answers, the training log, and base vs tuned success on held-out messages.
+"""
+
 TRAIN_FILE = "orders.jsonl"
 TEST_FILE = "orders_test.jsonl"
 
@@ -82,6 +88,7 @@ def run_demo(runs_dir: str = "runs", max_steps: int = 60, print_fn=print) -> dic
     from workbench.engine.run import Run
 
     began = time.perf_counter()
+    print_fn(INTRO.format(steps=max_steps))
     run = Run(demo_config(runs_dir, max_steps), sinks=default_sinks())
     result = run.execute()
     cases = test_cases()

@@ -117,7 +117,8 @@ class Run:
             emit=self.emit, control=self.control, run_dir=self.run_dir,
             started={"run_dir": str(self.run_dir.path), "config": cfg.to_dict(),
                      "train_examples": len(encoded.train), "eval_examples": len(encoded.eval),
-                     "backend": bundle.backend, "device": bundle.device},
+                     "backend": bundle.backend, "device": bundle.device,
+                     "data": self.data_stats},
             sample_every=cfg.sample.every, sampler=self._sample,
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
             elapsed_offset=self._elapsed_before_resume())
