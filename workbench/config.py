@@ -83,6 +83,12 @@ class DataSettings:
         choices=("responses", "all"))
     system_prompt: str | None = setting(
         None, "System message added to chat examples that have none.")
+    packing: bool = setting(
+        False, "Pack several examples into each row of up to `max_length` tokens; a block "
+        "mask keeps them from seeing each other. Saves padding when lengths vary.")
+    group_by_length: bool = setting(
+        False, "Batch examples of similar length together to cut padding (less random "
+        "order within an epoch).")
 
 
 @dataclass
@@ -205,6 +211,9 @@ class RunConfig:
         if not data.path and not data.train_path:
             problems.append("data.path: required; give a dataset file, e.g. "
                             "`--set data.path=examples.jsonl`")
+        if data.packing and data.group_by_length:
+            problems.append("data.packing and data.group_by_length are both true; packing "
+                            "already removes padding, so set group_by_length: false")
         if self.sample.every and not self.sample.prompts:
             problems.append(f"sample.every is {self.sample.every} but sample.prompts is empty; "
                             "add prompts or set sample.every=0")

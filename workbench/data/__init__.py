@@ -10,6 +10,7 @@ from workbench.config import DataSettings
 from workbench.data.encoding import EncodeStats, encode_all
 from workbench.data.formats import Example, detect_format, to_examples
 from workbench.data.loading import read_rows
+from workbench.data.packing import pack_rows
 
 
 @dataclass
@@ -58,4 +59,7 @@ def encode_splits(splits: Splits, tokenizer, data: DataSettings) -> EncodedSplit
                                             data.train_on, "evaluation")
     stats = {"format": splits.format, "train": train_stats.as_dict(),
              "eval": eval_stats.as_dict()}
+    if data.packing:
+        train = pack_rows(train, data.max_length)
+        stats["train"]["packed_rows"] = len(train)
     return EncodedSplits(train, evaluation, stats)

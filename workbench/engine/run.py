@@ -106,9 +106,8 @@ class Run:
                 "notes": bundle.notes, "data": self.data_stats}
 
     def _build_trainer(self, encoded):
-        from transformers import TrainingArguments
-
         from workbench.data.encoding import PaddingCollator
+        from workbench.data.packing import PackedCollator
         from workbench.engine.callback import EventCallback
         from workbench.engine.trainer import make_trainer
 
@@ -123,9 +122,11 @@ class Run:
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
             elapsed_offset=self._elapsed_before_resume())
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
+        pad = bundle.tokenizer.pad_token_id
+        collator = PackedCollator(pad, bundle.model.dtype) if cfg.data.packing \
+            else PaddingCollator(pad)
         trainer = make_trainer(model=bundle.model, args=args, train_dataset=encoded.train,
-                               eval_dataset=encoded.eval or None,
-                               data_collator=PaddingCollator(bundle.tokenizer.pad_token_id),
+                               eval_dataset=encoded.eval or None, data_collator=collator,
                                processing_class=bundle.tokenizer, callbacks=[self.callback])
         self.callback.trainer = trainer
         return trainer
@@ -226,6 +227,7 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
         use_cpu=bundle.device == "cpu", bf16=bundle.dtype == "bfloat16",
         fp16=bundle.dtype == "float16", gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
+        train_sampling_strategy="group_by_length" if cfg.data.group_by_length else "random",
         remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
         optim="adamw_torch")
 

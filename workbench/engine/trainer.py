@@ -34,14 +34,18 @@ def _trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs["labels"]
+            real_tokens = inputs.pop("real_tokens", None)  # packed rows: mask is 4D
             if model.training:
-                seen = inputs["attention_mask"].sum()
+                seen = real_tokens.sum() if real_tokens is not None \
+                    else inputs["attention_mask"].sum()
                 self._tokens_pending = seen if self._tokens_pending is None \
                     else self._tokens_pending + seen
             if not self._selective_head:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             hidden = model.get_decoder()(input_ids=inputs["input_ids"],
-                                         attention_mask=inputs["attention_mask"]).last_hidden_state
+                                         attention_mask=inputs["attention_mask"],
+                                         position_ids=inputs.get("position_ids")
+                                         ).last_hidden_state
             targets = labels[:, 1:]
             keep = targets != IGNORE
             selected, wanted = hidden[:, :-1][keep], targets[keep]
