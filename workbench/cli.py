@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "compare base vs tuned answers")
     demo.add_argument("--steps", type=int, default=60, help="optimizer steps (default 60)")
     demo.add_argument("--runs-dir", default="runs")
+    demo.add_argument("--profile", choices=("laptop", "workshop"), default="laptop",
+                      help="workshop: half the batch per pass and gradient checkpointing, "
+                      "for about 2 GB of memory")
 
     validate = commands.add_parser("validate", help="check a config without loading anything")
     validate.add_argument("config", nargs="?")
@@ -119,7 +122,7 @@ def install_stop_handlers(control) -> None:
 def cmd_demo(args) -> int:
     from workbench.demo import run_demo
 
-    report = run_demo(runs_dir=args.runs_dir, max_steps=args.steps)
+    report = run_demo(runs_dir=args.runs_dir, max_steps=args.steps, profile=args.profile)
     return 0 if report["status"] == "finished" else 1
 
 

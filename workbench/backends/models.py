@@ -61,9 +61,7 @@ def resolve_model(name: str) -> str:
 
 def converted_folder(gguf: Path, label: str) -> Path:
     """The cached safetensors folder for a GGUF file, converting it on first use."""
-    stat = gguf.stat()
-    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    target = cache_dir() / "models" / f"{label}-{key[:10]}"
+    target = cache_dir() / "models" / f"{label}-{content_key(gguf)}"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +76,17 @@ def converted_folder(gguf: Path, label: str) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def content_key(path: Path, probe: int = 1 << 20) -> str:
+    """A key from the file's size and its first and last MiB: the same file installed in
+    two places (two virtual environments) shares one converted folder."""
+    digest = hashlib.sha1(str(path.stat().st_size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(probe))
+        handle.seek(max(path.stat().st_size - probe, 0))
+        digest.update(handle.read(probe))
+    return digest.hexdigest()[:10]
 
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
