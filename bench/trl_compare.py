@@ -3,9 +3,12 @@
 Same model, same demo data (TRL gets the raw `messages` rows and does its own
 tokenization), same LoRA and batch size. TRL's defaults are kept except where they
 cannot run on a CPU at all (bf16=True is refused there, so bf16=False). TRL is not a
-workbench dependency: `pip install "trl<=1.15"` first.
+workbench dependency. TRL 1.15's loss is a Triton kernel, so on a CPU without Triton it
+fails at the first step; that failure is reported. TRL 1.9.0 is the newest we measured
+whose defaults run on a CPU:
 
-    python bench/trl_compare.py [--steps 4]
+    pip install --no-deps --target /tmp/trl19 trl==1.9.0
+    PYTHONPATH=/tmp/trl19 python bench/trl_compare.py [--steps 4]
 """
 
 import argparse
@@ -47,7 +50,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=4)
     steps = parser.parse_args().steps
-    theirs, version, config = trl_step(steps)
+    import trl
+
+    try:
+        theirs, version, config = trl_step(steps)
+    except Exception as exc:  # report the library's failure as the measured result
+        print(f"TRL {trl.__version__} SFTTrainer with default settings failed on this CPU: "
+              f"{type(exc).__name__}: {exc}")
+        return
     ours = workbench_step(max(steps, 8))
     print(f"machine: {machine()}")
     print(f"TRL {version} SFTTrainer defaults kept: gradient_checkpointing="

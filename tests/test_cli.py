@@ -16,6 +16,16 @@ def workbench(*args, cwd=None):
                           text=True, cwd=cwd, env=env, timeout=600)
 
 
+def write_tiny_config(tmp_path, model_dir, name, max_steps, eval_fraction=0.05):
+    config = {"model": {"name": model_dir}, "lora": {"r": 4},
+              "data": {"path": str(ORDERS), "max_length": 128, "eval_fraction": eval_fraction},
+              "train": {"max_steps": max_steps, "batch_size": 2, "log_every": 1, "save_every": 0},
+              "output": {"runs_dir": str(tmp_path / "runs"), "name": name}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_validate_reports_every_problem_in_one_message_without_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("lora:\n  r: -4\ntrain:\n  batchsize: 8\n")
@@ -37,12 +47,7 @@ def test_validate_example_then_override(tmp_path):
 
 
 def test_train_runs_generate_and_resume_refusal(tiny_model_dir, tmp_path):
-    config = {"model": {"name": tiny_model_dir}, "lora": {"r": 4},
-              "data": {"path": str(ORDERS), "max_length": 128, "eval_fraction": 0.05},
-              "train": {"max_steps": 3, "batch_size": 2, "log_every": 1, "save_every": 0},
-              "output": {"runs_dir": str(tmp_path / "runs"), "name": "cli"}}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_tiny_config(tmp_path, tiny_model_dir, "cli", max_steps=3)
     trained = workbench("train", str(path), "--set", "train.learning_rate=1e-3")
     assert trained.returncode == 0, trained.stderr
     assert "run finished at step 3" in trained.stdout
@@ -97,12 +102,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_work(tiny_model_dir, tmp_path):
     import signal
     import time
 
-    config = {"model": {"name": tiny_model_dir}, "lora": {"r": 4},
-              "data": {"path": str(ORDERS), "max_length": 128, "eval_fraction": 0},
-              "train": {"max_steps": 5000, "batch_size": 2, "log_every": 1, "save_every": 0},
-              "output": {"runs_dir": str(tmp_path / "runs"), "name": "interrupted"}}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_tiny_config(tmp_path, tiny_model_dir, "interrupted", max_steps=5000,
+                             eval_fraction=0)
     process = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(path), "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "HF_HUB_OFFLINE": "1"})

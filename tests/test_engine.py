@@ -153,6 +153,7 @@ def test_a_failure_is_recorded_in_the_run_folder(tiny_model_dir, orders_subset, 
     (run_dir,) = list(tmp_path.glob("tiny-*"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "no_such_layer" in summary["error"]
+    assert RunDir.open(run_dir).read_config() == config  # the failed run says what was tried
     assert events[-1].status == "failed"
 
 
@@ -163,3 +164,39 @@ def test_a_broken_sink_does_not_stop_training(tiny_model_dir, orders_subset, tmp
     result = Run(tiny_config(tiny_model_dir, orders_subset, tmp_path, train={"max_steps": 3}),
                  sinks=[broken]).execute()
     assert result.status == "finished"
+
+
+def test_no_host_sync_on_steps_that_do_not_log(tiny_model_dir, orders_subset, tmp_path,
+                                               monkeypatch):
+    """`.item()` forces a GPU to finish its queue; only logging steps may call it.
+
+    Counted in the workbench and in Trainer. torch.optim's Adam reads its step counters
+    with `.item()`, but those live on the host even on a GPU, so they do not sync.
+    """
+    import os
+    import sys
+
+    import torch
+    import transformers
+
+    import workbench
+
+    watched = tuple(os.path.dirname(m.__file__) + os.sep for m in (workbench, transformers))
+    calls = []
+    real_item = torch.Tensor.item
+
+    def counting_item(self):
+        caller = sys._getframe(1).f_code.co_filename
+        if caller.startswith(watched):
+            calls.append(caller)
+        return real_item(self)
+
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path,
+                         data={"eval_fraction": 0}, train={"max_steps": 21, "log_every": 10,
+                                                           "save_every": 0})
+    run = Run(config)
+    monkeypatch.setattr(torch.Tensor, "item", counting_item)
+    run.execute()
+    logs = len([r for r in RunDir(run.run_dir.path).metrics() if "loss" in r])
+    assert logs == 3  # steps 1, 10, 20
+    assert len(calls) <= 4 * logs, f"{len(calls)} .item() calls for {logs} log steps: {calls}"

@@ -60,6 +60,9 @@ def encode_splits(splits: Splits, tokenizer, data: DataSettings) -> EncodedSplit
     stats = {"format": splits.format, "train": train_stats.as_dict(),
              "eval": eval_stats.as_dict()}
     if data.packing:
-        train = pack_rows(train, data.max_length)
-        stats["train"]["packed_rows"] = len(train)
+        # Rows no longer than the longest example: attention cost per token grows with the
+        # row length, and longer rows would not remove any more padding.
+        capacity = max(len(row["input_ids"]) for row in train)
+        train = pack_rows(train, capacity)
+        stats["train"].update(packed_rows=len(train), pack_length=capacity)
     return EncodedSplits(train, evaluation, stats)

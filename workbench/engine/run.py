@@ -60,10 +60,14 @@ class Run:
         """Run to the end and return its status and summary; errors are recorded, then raised."""
         started = time.time()
         splits = load_splits(self.config.data, self.config.train.seed)  # bad data fails here
-        self.run_dir = RunDir.open(self.resume_dir) if self.resume_dir else RunDir.create(
-            self.config.output.runs_dir, self.config.output.name)
+        versions = library_versions()
+        if self.resume_dir:
+            self.run_dir = RunDir.open(self.resume_dir)
+        else:
+            self.run_dir = RunDir.create(self.config.output.runs_dir, self.config.output.name)
+            self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
         try:
-            self._setup(splits)
+            self._setup(splits, versions)
             status = self._train()
             summary = self._finish(status, started)
         except BaseException as exc:  # KeyboardInterrupt too: the folder must say what happened
@@ -78,7 +82,7 @@ class Run:
 
     # -- setup ---------------------------------------------------------------------------
 
-    def _setup(self, splits) -> None:
+    def _setup(self, splits, versions: dict) -> None:
         from workbench.backends import select_backend
 
         backend, self.backend_reason = select_backend(self.config.model.backend)
@@ -86,9 +90,6 @@ class Run:
         encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data)
         self.data_stats = encoded.stats
         self.chat = splits.format in ("messages", "alpaca")
-        versions = library_versions()
-        if not self.resume_dir:
-            self.run_dir.write_config(self.config, versions)
         self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
         self.trainer = self._build_trainer(encoded)
 
