@@ -62,6 +62,9 @@ def test_cross_field_rules():
         RunConfig.from_dict({"data": {"path": "a.jsonl", "train_path": "b.jsonl"}})
     with pytest.raises(ConfigError, match="sample.prompts is empty"):
         RunConfig.from_dict({**VALID, "sample": {"every": 5}})
+    with pytest.raises(ConfigError, match="packing and data.group_by_length are both true"):
+        RunConfig.from_dict({"data": {"path": "x.jsonl", "packing": True,
+                                      "group_by_length": True}})
 
 
 def test_yaml_round_trip_and_overrides(tmp_path):
