@@ -13,6 +13,9 @@ from pathlib import Path
 from workbench.events import RunEnded, RunStarted, StepLogged
 
 
+SMOOTH_FROM = 20  # logged points before a smoothed curve is drawn
+
+
 def smooth(values: list[float], weight: float = 0.8) -> list[float]:
     """Debiased exponential moving average (as TensorBoard's smoothing)."""
     result, average = [], 0.0
@@ -30,8 +33,11 @@ def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: s
 
     figure = Figure(figsize=(7, 3.6), dpi=100)
     axes = figure.subplots()
+    smoothed = len(steps) >= SMOOTH_FROM
     if steps:
-        axes.plot(steps, losses, color="#9ecae1", linewidth=1, label="training loss")
+        axes.plot(steps, losses, color="#9ecae1" if smoothed else "#3182bd",
+                  linewidth=1 if smoothed else 2, label="training loss")
+    if smoothed:  # with few points the average only lags the raw curve
         axes.plot(steps, smooth(losses), color="#3182bd", linewidth=2, label="smoothed")
     if eval_steps:
         axes.plot(eval_steps, eval_losses, "o-", color="#e6550d", label="held-out loss")
