@@ -2,7 +2,8 @@
 
 import pytest
 
-from workbench.config import (RunConfig, example_yaml, load_config, reference_markdown)
+from workbench.config import (RunConfig, apply_overrides, example_yaml, load_config,
+                              reference_markdown)
 from workbench.errors import ConfigError
 
 VALID = {"data": {"path": "x.jsonl"}}
@@ -76,6 +77,15 @@ def test_yaml_round_trip_and_overrides(tmp_path):
     assert config.train.max_steps == 7
     assert config.lora.target_modules == ["q_proj", "v_proj"]
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_overrides_fill_an_empty_section_and_leave_the_input_alone(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  path: x.jsonl\ntrain:\n")  # `train:` alone parses as None
+    assert load_config(path, ["train.max_steps=3"]).train.max_steps == 3
+    raw = {"data": {"path": "x.jsonl"}}
+    assert apply_overrides(raw, ["data.max_length=64"])["data"]["max_length"] == 64
+    assert raw == {"data": {"path": "x.jsonl"}}
 
 
 def test_bad_override_and_bad_yaml_are_named(tmp_path):

@@ -1,5 +1,6 @@
 """Loading, format detection, label masking and refusals, on real files."""
 
+import copy
 import json
 
 import pytest
@@ -52,6 +53,38 @@ def test_bom_crlf_and_blank_lines_are_accepted(tmp_path):
     assert len(load_examples(str(path))[1]) == 2
 
 
+def test_odd_line_breaks_inside_strings_keep_line_numbers(tmp_path):
+    # U+2028 is legal unescaped inside a JSON string; only "\n" ends a JSONL line.
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\n{broken\n",
+                    encoding="utf-8")
+    with pytest.raises(DataError, match="d.jsonl line 2: not valid JSON"):
+        load_examples(str(path))
+
+
+def test_csv_cells_may_hold_newlines_and_one_chat_object_is_a_dataset(tmp_path):
+    (tmp_path / "d.csv").write_text('prompt,completion\n"line one\nline two",b\n')
+    fmt, examples = load_examples(str(tmp_path / "d.csv"))
+    assert fmt == "prompt_completion" and examples[0].prompt == "line one\nline two"
+    (tmp_path / "one.json").write_text(json.dumps(CHAT))
+    fmt, examples = load_examples(str(tmp_path / "one.json"))
+    assert fmt == "messages" and len(examples) == 1 and len(examples[0].messages) == 2
+
+
+def test_a_chat_template_refusal_names_every_example(demo_tokenizer):
+    strict = copy.deepcopy(demo_tokenizer)
+    strict.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                            "{{ raise_exception('no system turns') }}{% endif %}"
+                            "{{ m['content'] }}{% endfor %}")
+    turns = ({"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+             {"role": "assistant", "content": "a"})
+    examples = [Example(f"d.jsonl line {i}", messages=turns) for i in (1, 2)]
+    with pytest.raises(DataError) as caught:
+        encode_all(examples, strict, 64, "responses", "training")
+    assert "d.jsonl line 1: the model's chat template refused" in str(caught.value)
+    assert "d.jsonl line 2" in str(caught.value) and "no system turns" in str(caught.value)
+
+
 BAD_FILES = [
     # (file name, content, words the error must contain)
     ("bad.jsonl", '{"text": "ok"}\n{"text": "broken\n', "bad.jsonl line 2: not valid JSON"),
@@ -63,8 +96,14 @@ BAD_FILES = [
     ("bad.jsonl", '{"messages": [{"role": "robot", "content": "hi"}]}\n',
      "line 1: message 0 has role 'robot'"),
     ("bad.jsonl", '{"messages": [{"role": "user", "content": 5}]}\n',
-     "content must be a string, got int"),
+     "message 0 'content' must be a string, got int"),
     ("bad.jsonl", '{"text": "a"}\n{"prompt": "b", "completion": "c"}\n', "line 2: missing 'text'"),
+    ("bad.jsonl", '{"conversations": [{"from": "bot", "value": "hi"}]}\n',
+     "line 1: message 0 has from 'bot'; allowed: human"),
+    ("bad.jsonl", '{"conversations": []}\n', "'conversations' must be a non-empty list of "
+                                              "{from, value}"),
+    ("bad.csv", 'prompt,completion\na,b,extra\n', "bad.csv line 2: 3 cells but the header "
+                                                    "names 2 columns"),
     ("empty.jsonl", "\n\n", "has no rows"),
     ("bad.txt", "hello", "unsupported file type '.txt'"),
 ]

@@ -92,8 +92,10 @@ def test_stop_mid_run_then_resume_continues_the_same_curve(tiny_model_dir, order
         if isinstance(event, StepLogged) and event.step == 6:
             control.stop()
 
+    events = Recorder()
     stopped = Run(tiny_config(tiny_model_dir, orders_subset, tmp_path / "b"),
-                  sinks=[stop_after_step_6], control=control).execute()
+                  sinks=[stop_after_step_6, events], control=control).execute()
+    assert not events.of(EvalLogged)  # stop means now: no final evaluation first
     folder = RunDir(stopped.run_dir)
     assert stopped.status == "stopped" and folder.summary()["status"] == "stopped"
     # Requested while step 6 was being logged, honoured at the end of the next step.

@@ -18,7 +18,10 @@ def test_import_workbench_does_not_import_torch():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed")
+LINT_IMPORTS = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(LINT_IMPORTS is None, reason="import-linter not installed (pip install .[dev])")
 def test_import_layers_hold():
-    result = subprocess.run(["lint-imports"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([LINT_IMPORTS], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

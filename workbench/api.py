@@ -53,7 +53,7 @@ class TunedModel:
 
         sample = self.config.sample
         return generate(self.bundle.model, self.bundle.tokenizer, prompts,
-                        max_new_tokens=max_new_tokens or sample.max_new_tokens,
+                        max_new_tokens=sample.max_new_tokens if max_new_tokens is None else max_new_tokens,
                         temperature=sample.temperature if temperature is None else temperature,
                         chat=self.chat, system_prompt=self.config.data.system_prompt, base=base)
 
@@ -62,5 +62,8 @@ def raise_missing_adapter(folder: RunDir):
     from workbench.errors import RunError
 
     status = folder.summary().get("status", "unfinished")
-    raise RunError(f"{folder.path} has no adapter (status: {status}); resume it with "
-                   f"`workbench train --resume {folder.path}`")
+    if folder.last_checkpoint() is not None:
+        hint = f"resume it with `workbench train --resume {folder.path}`"
+    else:
+        hint = "it has no checkpoint either, so train it again"
+    raise RunError(f"{folder.path} has no adapter (status: {status}); {hint}")

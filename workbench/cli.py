@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="fine-tune the demo model on the bundled task and "
                                "compare base vs tuned answers")
-    demo.add_argument("--steps", type=int, default=60, help="optimizer steps (default 60)")
+    demo.add_argument("--steps", type=positive_int, default=60, help="optimizer steps (default 60)")
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--profile", choices=("laptop", "workshop"), default="laptop",
                       help="workshop: half the batch per pass and gradient checkpointing, "
@@ -51,8 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("run_dir")
     generate.add_argument("--prompt", action="append", required=True)
     generate.add_argument("--base", action="store_true", help="use the base model (adapter off)")
-    generate.add_argument("--max-new-tokens", type=int)
+    generate.add_argument("--max-new-tokens", type=positive_int, help="default: the run's "
+                          "sample.max_new_tokens")
     return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small; give 1 or more")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ once, each naming the key, the value given and what is allowed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -67,14 +68,16 @@ class LoraSettings:
 class DataSettings:
     path: str | None = setting(
         None, "Dataset file or folder (JSONL, JSON, CSV, Parquet, or a saved `datasets` "
-        "folder); `eval_fraction` of it is held out. Use this or `train_path`.")
-    train_path: str | None = setting(None, "Training data, when evaluation data is separate.")
+        "folder). Use this or `train_path`.")
+    train_path: str | None = setting(None, "Training data; pair it with `eval_path` to keep the "
+                                       "held-out data in its own file.")
     eval_path: str | None = setting(None, "Held-out data; when set, `eval_fraction` is ignored.")
     format: str = setting(
         "auto", "Row format: `messages` (chat turns), `alpaca` (instruction/input/output), "
         "`prompt_completion`, `text`, or `auto` to detect it from the keys.",
         choices=("auto", "messages", "alpaca", "prompt_completion", "text"))
-    eval_fraction: float = setting(0.1, "Share of `path` held out for evaluation (0 for none).",
+    eval_fraction: float = setting(0.1, "Share of the training data held out for evaluation when no `eval_path` is "
+                                   "given (0 for none).",
                                    ge=0, le=0.5)
     max_length: int = setting(512, "Tokens per example; longer examples are cut at the end "
                               "and counted in the run summary.", ge=16, le=131072)
@@ -318,7 +321,7 @@ def apply_overrides(raw: dict, assignments: list[str]) -> dict:
     import yaml
 
     problems = []
-    result = json.loads(json.dumps(raw))
+    result = copy.deepcopy(raw)
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         parts = key.strip().split(".")
@@ -330,7 +333,9 @@ def apply_overrides(raw: dict, assignments: list[str]) -> dict:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
-        section = result.setdefault(parts[0], {})
+        if result.get(parts[0]) is None:  # `train:` with nothing under it reads as None
+            result[parts[0]] = {}
+        section = result[parts[0]]
         if isinstance(section, dict):
             section[parts[1]] = value
         else:

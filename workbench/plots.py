@@ -26,9 +26,8 @@ def smooth(values: list[float], weight: float = 0.8) -> list[float]:
 
 
 def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # A bare Figure renders with Agg without touching pyplot's global backend, so the
+    # user's notebook backend is left alone.
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 3.6), dpi=100)
@@ -45,7 +44,8 @@ def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: s
     axes.set_ylabel("loss")
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(loc="upper right", fontsize=8)
+    if steps or eval_steps:
+        axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     figure.savefig(tmp)

@@ -57,6 +57,13 @@ def load_tokenizer(source: str, trust_remote_code: bool):
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise ModelError(_load_failure(source, "tokenizer", exc)) from None
+    if not getattr(tokenizer, "is_fast", False):
+        # Label masking maps trained characters to tokens through offset mappings,
+        # which only the Rust ("fast") tokenizers provide.
+        raise ModelError(f"{source}: only a slow (Python) tokenizer could be loaded; workbench "
+                         "needs a fast tokenizer (tokenizer.json). Install `tokenizers` and, if "
+                         "the model ships only a sentencepiece file, save it once with "
+                         "AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(...)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # BPE tokenizers must not "clean up" spaces before punctuation: it corrupts decoded text.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.data.formats import Example
+from workbench.data.loading import raise_if_problems
 from workbench.errors import DataError
 
 IGNORE = -100
@@ -50,16 +51,27 @@ def render_chat(messages, tokenizer, add_generation_prompt: bool = False) -> str
     return text if isinstance(text, str) else str(text)
 
 
+def _render_example(example: Example, messages, tokenizer, add_generation_prompt=False) -> str:
+    """render_chat, with template failures (Jinja errors, raise_exception) named by example."""
+    try:
+        return render_chat(messages, tokenizer, add_generation_prompt)
+    except Exception as exc:  # templates raise anything: TemplateError, TypeError, ...
+        raise DataError(f"{example.where}: the model's chat template refused this "
+                        f"conversation ({type(exc).__name__}: {exc}); many templates require "
+                        "turns to alternate user/assistant, optionally after one system "
+                        "turn") from None
+
+
 def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its assistant turns."""
     messages = list(example.messages)
-    full = render_chat(messages, tokenizer)
+    full = _render_example(example, messages, tokenizer)
     spans = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        start = len(render_chat(messages[:index], tokenizer, add_generation_prompt=True))
-        upto = render_chat(messages[: index + 1], tokenizer)
+        start = len(_render_example(example, messages[:index], tokenizer, True))
+        upto = _render_example(example, messages[: index + 1], tokenizer)
         if not full.startswith(upto) or upto[start:].find(message["content"].strip()) < 0:
             raise DataError(
                 f"{example.where}: this model's chat template rewrites earlier turns when a "
@@ -105,9 +117,13 @@ class EncodeStats:
 def encode_all(examples: list[Example], tokenizer, max_length: int, train_on: str,
                split: str) -> tuple[list[dict], EncodeStats]:
     """Encode a split; drop examples with nothing left to train and refuse an empty result."""
-    rows, stats = [], EncodeStats()
+    rows, stats, problems = [], EncodeStats(), []
     for example in examples:
-        encoded = encode(example, tokenizer, max_length, train_on)
+        try:
+            encoded = encode(example, tokenizer, max_length, train_on)
+        except DataError as exc:  # keep going: report every example the template refuses
+            problems.append(str(exc))
+            continue
         stats.truncated += encoded.truncated
         if encoded.trained_tokens == 0:
             stats.dropped_nothing_trained += 1
@@ -117,6 +133,7 @@ def encode_all(examples: list[Example], tokenizer, max_length: int, train_on: st
         stats.tokens += len(encoded.input_ids)
         stats.trained_tokens += encoded.trained_tokens
         stats.longest = max(stats.longest, len(encoded.input_ids))
+    raise_if_problems(problems)
     if examples and not rows:
         raise DataError(
             f"nothing would be trained in the {split} data: all {len(examples)} examples have "

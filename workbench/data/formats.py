@@ -49,7 +49,7 @@ def detect_format(rows: list[Row], requested: str = "auto") -> str:
     for name, alternatives in FORMAT_KEYS.items():
         if any(required <= keys for required in alternatives):
             return name
-    raise DataError(f"{first.where}: cannot tell the format from keys {sorted(keys)}; accepted: "
+    raise DataError(f"{first.where}: cannot tell the format from keys {sorted(map(str, keys))}; accepted: "
                     "messages (messages), alpaca (instruction, output), prompt_completion "
                     "(prompt, completion), text (text). Rename the columns or set data.format")
 
@@ -76,7 +76,7 @@ def _string(row: Row, key: str, optional: bool = False) -> str:
     if value is None and optional:
         return ""
     if value is None:
-        raise DataError(f"{row.where}: missing {key!r} (keys found: {sorted(row.value)})")
+        raise DataError(f"{row.where}: missing {key!r} (keys found: {sorted(map(str, row.value))})")
     if not isinstance(value, str):
         raise DataError(f"{row.where}: {key!r} must be a string, got {type(value).__name__}")
     return value
@@ -86,14 +86,17 @@ def _from_messages(row: Row, system_prompt: str | None) -> Example:
     sharegpt = "messages" not in row.value
     turns = row.value.get("conversations") if sharegpt else row.value.get("messages")
     if not isinstance(turns, list) or not turns:
-        raise DataError(f"{row.where}: 'messages' must be a non-empty list of "
-                        "{role, content} objects")
+        key, shape = ("conversations", "{from, value}") if sharegpt else ("messages",
+                                                                          "{role, content}")
+        raise DataError(f"{row.where}: {key!r} must be a non-empty list of {shape} objects")
     messages = []
     for index, turn in enumerate(turns):
         messages.append(_turn(row, index, turn, sharegpt))
     if not any(m["role"] == "assistant" for m in messages):
+        answer = ('{"from": "gpt", "value": ...}' if sharegpt
+                  else '{"role": "assistant", "content": ...}')
         raise DataError(f"{row.where}: no assistant turn, so nothing to train on; add the "
-                        "answer as {\"role\": \"assistant\", \"content\": ...}")
+                        f"answer as {answer}")
     return Example(row.where, messages=_with_system(tuple(messages), system_prompt))
 
 
@@ -105,10 +108,11 @@ def _turn(row: Row, index: int, turn, sharegpt: bool) -> dict:
     role, content = turn.get(role_key), turn.get(content_key)
     role = SHAREGPT_ROLES.get(role, role) if sharegpt else role
     if role not in ROLES:
-        raise DataError(f"{row.where}: message {index} has role {turn.get(role_key)!r}; "
-                        f"allowed: {', '.join(ROLES)}")
+        allowed = ", ".join(SHAREGPT_ROLES if sharegpt else ROLES)
+        raise DataError(f"{row.where}: message {index} has {role_key} {turn.get(role_key)!r}; "
+                        f"allowed: {allowed}")
     if not isinstance(content, str):
-        raise DataError(f"{row.where}: message {index} content must be a string, got "
+        raise DataError(f"{row.where}: message {index} {content_key!r} must be a string, got "
                         f"{type(content).__name__}")
     return {"role": role, "content": content}
 

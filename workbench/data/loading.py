@@ -8,6 +8,7 @@ Supported: JSONL, a JSON array, CSV, Parquet, and folders written by
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,9 @@ def _text(path: Path) -> str:
 
 def _read_jsonl(path: Path) -> list[Row]:
     rows, problems = [], []
-    for number, line in enumerate(_text(path).splitlines(), start=1):
+    # split on "\n" only: splitlines() would also break inside a JSON string at U+2028,
+    # \x1c and friends, which JSON allows unescaped, and shift every later line number.
+    for number, line in enumerate(_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -77,8 +80,11 @@ def _read_json(path: Path) -> list[Row]:
             raise DataError(f"{path.name} line {exc.lineno}: not valid JSON ({exc.msg} at "
                             f"column {exc.colno}){hint}") from None
         raise DataError(f"{path.name}: not valid JSON ({exc.msg})") from None
-    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+    if (isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list)
+            and next(iter(data)) not in ("messages", "conversations")):  # a single chat example
         data = next(iter(data.values()))  # {"train": [...]} style wrappers
+    elif isinstance(data, dict) and ({"messages", "conversations"} & set(data)):
+        data = [data]  # a file holding one chat example
     if not isinstance(data, list):
         raise DataError(f"{path.name}: expected a JSON array of examples, got a "
                         f"{type(data).__name__}")
@@ -86,9 +92,19 @@ def _read_json(path: Path) -> list[Row]:
 
 
 def _read_csv(path: Path) -> list[Row]:
-    reader = csv.DictReader(_text(path).splitlines())
-    # DictReader counts from the header; line numbers are 1-based file lines.
-    return [Row(f"{path.name} line {reader.line_num}", dict(row)) for row in reader]
+    # newline="" lets the csv module see quoted newlines inside cells itself.
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    rows, problems = [], []
+    for row in reader:
+        where = f"{path.name} line {reader.line_num}"  # the file line where the row ends
+        if None in row:  # DictReader files surplus cells under the key None
+            problems.append(f"{where}: {len(reader.fieldnames) + len(row[None])} cells but the "
+                            f"header names {len(reader.fieldnames)} columns; quote cells that "
+                            "contain commas")
+            continue
+        rows.append(Row(where, dict(row)))
+    raise_if_problems(problems)
+    return rows
 
 
 def _read_parquet(path: Path) -> list[Row]:

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from workbench.config import RunConfig
+from workbench.errors import ConfigError
 
 INTRO = """workbench demo: teach SmolLM2-135M-Instruct (135M parameters) to turn a customer
 message into a one-line JSON order, with {steps} LoRA steps on this machine's CPU.
@@ -47,6 +48,9 @@ PROFILES = {
 
 
 def demo_config(runs_dir: str = "runs", max_steps: int = 60, profile: str = "laptop") -> RunConfig:
+    if profile not in PROFILES:
+        raise ConfigError([f"demo profile {profile!r} is not known; use one of "
+                           f"{', '.join(PROFILES)}"])
     prompts = [prompt for prompt, _ in test_cases(3)]
     return RunConfig.from_dict({
         "model": {"name": "demo"},

@@ -116,7 +116,8 @@ class Run:
         self.callback = EventCallback(
             emit=self.emit, control=self.control, run_dir=self.run_dir,
             started={"run_dir": str(self.run_dir.path), "config": cfg.to_dict(),
-                     "train_examples": len(encoded.train), "eval_examples": len(encoded.eval),
+                     "train_examples": self.data_stats["train"]["examples"],
+                     "eval_examples": self.data_stats.get("eval", {}).get("examples", 0),
                      "backend": bundle.backend, "device": bundle.device,
                      "data": self.data_stats},
             sample_every=cfg.sample.every, sampler=self._sample,
@@ -146,6 +147,8 @@ class Run:
         checkpoint = self.run_dir.last_checkpoint() if self.resume_dir else None
         self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         step = self.trainer.state.global_step
+        if self.control.stop_requested:  # the user asked to stop now, not after more work
+            return "stopped"
         if self.trainer.eval_dataset is not None and not self._evaluated_at(step):
             self.trainer.evaluate()
         if self.config.sample.prompts and not (self.config.sample.every and

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from workbench.config import RunConfig, config_to_yaml, load_config
@@ -132,10 +131,6 @@ class RunDir:
                        .isdigit() else -1)
         complete = [p for p in found if (p / "trainer_state.json").exists()]
         return complete[-1] if complete else None
-
-
-def event_row(event) -> dict:
-    return asdict(event) if is_dataclass(event) else dict(event)
 
 
 def list_runs(runs_dir: str | Path) -> list[dict]:

@@ -14,26 +14,52 @@ from workbench.data.encoding import IGNORE
 HEAD_CHUNK_ROWS = 1024
 
 
-def _trainer_class():
+def selective_head_loss(model, inputs, num_items_in_batch=None):
+    """Mean cross-entropy over trained tokens, computing logits only at those positions."""
     import torch
     from torch.utils.checkpoint import checkpoint
-    from transformers import Trainer
 
-    def head_loss(head, hidden, targets):
-        logits = head(hidden).float()
-        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    hidden = model.get_decoder()(input_ids=inputs["input_ids"],
+                                 attention_mask=inputs["attention_mask"],
+                                 position_ids=inputs.get("position_ids")).last_hidden_state
+    targets = inputs["labels"][:, 1:]
+    keep = targets != IGNORE
+    selected, wanted = hidden[:, :-1][keep], targets[keep]
+    head = model.get_output_embeddings()
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
+        rows = slice(start, start + HEAD_CHUNK_ROWS)
+        if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
+            # recompute this chunk's logits in backward instead of keeping them
+            total = total + checkpoint(_head_loss, head, selected[rows], wanted[rows],
+                                       use_reentrant=False)
+        else:
+            total = total + _head_loss(head, selected[rows], wanted[rows])
+    count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+    return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)
+
+
+def _head_loss(head, hidden, targets):
+    import torch
+
+    logits = head(hidden).float()
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+
+
+def _trainer_class():
+    from transformers import Trainer
 
     class WorkbenchTrainer(Trainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            # Our loss divides by the trained-token count of the whole accumulated batch,
-            # so Trainer must pass that count and not divide by grad_accum again.
-            self.model_accepts_loss_kwargs = True
             self._tokens_pending = None
             self._selective_head = uses_standard_head(self.model)
+            if self._selective_head:
+                # Our loss divides by the trained-token count of the whole accumulated
+                # batch, so Trainer must pass that count and not divide by grad_accum again.
+                self.model_accepts_loss_kwargs = True
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels = inputs["labels"]
             real_tokens = inputs.pop("real_tokens", None)  # packed rows: mask is 4D
             if model.training:
                 seen = real_tokens.sum() if real_tokens is not None \
@@ -42,24 +68,7 @@ def _trainer_class():
                     else self._tokens_pending + seen
             if not self._selective_head:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            hidden = model.get_decoder()(input_ids=inputs["input_ids"],
-                                         attention_mask=inputs["attention_mask"],
-                                         position_ids=inputs.get("position_ids")
-                                         ).last_hidden_state
-            targets = labels[:, 1:]
-            keep = targets != IGNORE
-            selected, wanted = hidden[:, :-1][keep], targets[keep]
-            head = model.get_output_embeddings()
-            total = hidden.new_zeros((), dtype=torch.float32)
-            for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
-                rows = slice(start, start + HEAD_CHUNK_ROWS)
-                if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
-                    total = total + checkpoint(head_loss, head, selected[rows], wanted[rows],
-                                               use_reentrant=False)
-                else:
-                    total = total + head_loss(head, selected[rows], wanted[rows])
-            count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
-            loss = total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)
+            loss = selective_head_loss(model, inputs, num_items_in_batch)
             return (loss, {}) if return_outputs else loss
 
         def take_tokens_seen(self) -> int:
