@@ -10,7 +10,7 @@ _EXPORTS = {
     "Control": "workbench.events", "Run": "workbench.engine.run",
     "train": "workbench.api", "resume": "workbench.api", "TunedModel": "workbench.api",
     "WorkbenchError": "workbench.errors", "ConfigError": "workbench.errors",
-    "DataError": "workbench.errors",
+    "DataError": "workbench.errors", "Dashboard": "workbench.ui.dashboard",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

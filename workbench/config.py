@@ -241,7 +241,7 @@ def _build_section(name: str, cls: type, values: dict, problems: list[str]):
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
     """Forgive YAML's one trap: `2e-4` without a dot loads as a string."""
-    hint = _field_types(f)
+    hint = field_types(f)
     if float in hint and isinstance(value, str):
         try:
             return float(value)
@@ -252,7 +252,8 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
-def _field_types(f: dataclasses.Field) -> tuple:
+def field_types(f: dataclasses.Field) -> tuple:
+    """The types a field accepts, e.g. (int, NoneType) for `int | None`."""
     annotation = f.type
     if isinstance(annotation, str):
         annotation = eval(annotation, {"list": list, "str": str, "int": int, "float": float,
@@ -297,7 +298,7 @@ def _describe(kind) -> str:
 
 def check_value(f: dataclasses.Field, value: Any) -> str | None:
     """The problem with one field's value, or None when it is allowed."""
-    kinds = _field_types(f)
+    kinds = field_types(f)
     if not any(_matches(value, k) for k in kinds):
         return f"got {value!r}; must be {' or '.join(_describe(k) for k in kinds)}"
     meta = f.metadata
@@ -415,7 +416,7 @@ def _allowed(f: dataclasses.Field) -> str:
     meta = f.metadata
     if meta.get("choices"):
         return ", ".join(f"`{c}`" for c in meta["choices"])
-    parts = [_describe(k) for k in _field_types(f)]
+    parts = [_describe(k) for k in field_types(f)]
     bounds = [f"{sym} {meta[key]}" for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="),
                                                    ("lt", "<")) if meta.get(key) is not None]
     return " or ".join(parts) + (f" ({', '.join(bounds)})" if bounds else "")

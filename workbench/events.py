@@ -149,6 +149,8 @@ class Control:
             return True
         return False
 
-    def wait_while_paused(self, poll_seconds: float = 0.1) -> None:
+    def wait_while_paused(self, poll_seconds: float = 0.1, on_poll=None) -> None:
+        """Block until resumed or stopped, calling `on_poll()` every `poll_seconds`."""
         while not self._running.wait(poll_seconds):
-            pass
+            if on_poll is not None:
+                on_poll()

@@ -81,8 +81,8 @@ def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]
     return full, spans
 
 
-def encode(example: Example, tokenizer, max_length: int, train_on: str = "responses") -> Encoded:
-    """Token ids and labels (-100 where nothing is trained) for one example."""
+def _tokenized(example: Example, tokenizer, train_on: str):
+    """The text the model sees, its token ids and offsets, and which tokens are trained."""
     if example.messages is not None:
         text, spans = chat_spans(example, tokenizer)
         add_special = False  # the template already places BOS where the model wants it
@@ -92,13 +92,39 @@ def encode(example: Example, tokenizer, max_length: int, train_on: str = "respon
         spans = [(len(example.prompt), len(text))]
         add_special = True
     tokens = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-    ids, offsets = list(tokens["input_ids"]), tokens["offset_mapping"]
-    labels = []
-    for token_id, (start, end) in zip(ids, offsets):
-        trained = train_on == "all" or any(a <= start < b for a, b in spans)
-        labels.append(token_id if trained else IGNORE)
+    offsets = [tuple(pair) for pair in tokens["offset_mapping"]]
+    trained = [train_on == "all" or any(a <= start < b for a, b in spans)
+               for start, _ in offsets]
+    return text, list(tokens["input_ids"]), offsets, trained
+
+
+def encode(example: Example, tokenizer, max_length: int, train_on: str = "responses") -> Encoded:
+    """Token ids and labels (-100 where nothing is trained) for one example."""
+    _, ids, _, trained = _tokenized(example, tokenizer, train_on)
+    labels = [token_id if keep else IGNORE for token_id, keep in zip(ids, trained)]
     truncated = len(ids) > max_length
     return Encoded(ids[:max_length], labels[:max_length], truncated)
+
+
+def trained_segments(example: Example, tokenizer, max_length: int,
+                     train_on: str = "responses") -> list[tuple[str, str]]:
+    """The rendered example as (text, kind) pieces, kind being `trained`, `context` or `cut`
+    (beyond max_length), in order: what a dataset preview highlights."""
+    text, ids, offsets, trained = _tokenized(example, tokenizer, train_on)
+    kinds = [("trained" if keep else "context") if i < max_length else "cut"
+             for i, keep in enumerate(trained)]
+    starts = [start for start, end in offsets if end > start]  # skip zero-width specials
+    kinds = [kind for kind, (start, end) in zip(kinds, offsets) if end > start]
+    segments: list[tuple[str, str]] = []
+    for index, (start, kind) in enumerate(zip(starts, kinds)):
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
+        if index == 0:
+            start = 0
+        if segments and segments[-1][1] == kind:
+            segments[-1] = (segments[-1][0] + text[start:end], kind)
+        else:
+            segments.append((text[start:end], kind))
+    return segments
 
 
 @dataclass

@@ -78,15 +78,28 @@ class EventCallback(TrainerCallback):
         if self.requests.take_save_request():
             control.should_save = True
         if self.requests.pause_requested and not self.requests.stop_requested:
-            paused_at = time.perf_counter()
-            self.emit(RunPaused(step=state.global_step))
-            self.requests.wait_while_paused()
-            self._excluded += time.perf_counter() - paused_at
-            self.emit(RunResumed(step=state.global_step))
+            self._pause(state)
         if self.requests.stop_requested:
             self.stopped_by_request = True
             control.should_training_stop = True
             control.should_save = True  # a stopped run can be resumed from exactly here
+
+    def _pause(self, state) -> None:
+        """Hold the training thread between steps; the model stays in memory, so a paused
+        run can be sampled, chatted with and checkpointed, then resumed."""
+        paused_at = time.perf_counter()
+        self.emit(RunPaused(step=state.global_step))
+
+        def save_if_asked():
+            if self.requests.take_save_request():
+                # The same state Trainer saves right after this hook: step, optimizer and
+                # scheduler are all updated. _save_checkpoint is what Trainer itself calls.
+                self.trainer._save_checkpoint(self.trainer.model, trial=None)
+                self.on_save(None, state, None)
+
+        self.requests.wait_while_paused(on_poll=save_if_asked)
+        self._excluded += time.perf_counter() - paused_at
+        self.emit(RunResumed(step=state.global_step))
 
     def sample(self, step: int, base: bool = False) -> None:
         began = time.perf_counter()

@@ -23,11 +23,28 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64,
              temperature: float = 0.0, chat: bool = True, system_prompt: str | None = None,
              base: bool = False, batch_size: int = 8) -> list[str]:
     """One completion per prompt. base=True disables the LoRA adapter (the untuned model)."""
-    import torch
-
     if not prompts:
         return []
     texts = prompt_texts(prompts, tokenizer, chat, system_prompt)
+    return generate_texts(model, tokenizer, texts, max_new_tokens=max_new_tokens,
+                          temperature=temperature, add_special=not chat, base=base,
+                          batch_size=batch_size)
+
+
+def chat_reply(model, tokenizer, messages: list[dict], *, max_new_tokens: int = 128,
+               temperature: float = 0.0, base: bool = False) -> str:
+    """The assistant's next turn after `messages` ({role, content} dicts)."""
+    text = render_chat(messages, tokenizer, add_generation_prompt=True)
+    return generate_texts(model, tokenizer, [text], max_new_tokens=max_new_tokens,
+                          temperature=temperature, add_special=False, base=base)[0]
+
+
+def generate_texts(model, tokenizer, texts: list[str], *, max_new_tokens: int,
+                   temperature: float, add_special: bool, base: bool = False,
+                   batch_size: int = 8) -> list[str]:
+    """Continue each fully rendered text; the model is left in the mode it was in."""
+    import torch
+
     was_training = model.training
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation appends on the right
@@ -38,7 +55,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64,
         with adapter_off, torch.no_grad():
             for start in range(0, len(texts), batch_size):
                 answers += _generate_batch(model, tokenizer, texts[start:start + batch_size],
-                                           max_new_tokens, temperature, add_special=not chat)
+                                           max_new_tokens, temperature, add_special)
     finally:
         tokenizer.padding_side = side
         if was_training:

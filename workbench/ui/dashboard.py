@@ -1,0 +1,297 @@
+"""The dashboard: set up, start, watch, steer, chat with and compare fine-tunes in a notebook.
+
+    from workbench import Dashboard
+    dash = Dashboard({"data": {"path": "my.jsonl"}, "train": {"max_steps": 60}})
+    dash            # show it; press Start, or call dash.start()
+
+In a notebook someone is looking at, training runs in a worker thread so the buttons
+keep working (a click is not delivered while a cell is busy). Headless (papermill,
+plain Python) `start()` blocks until the run ends and then leaves the final chart as
+a PNG and the samples grid as HTML in the cell, so the executed notebook is a report.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import traceback
+
+import ipywidgets as widgets
+
+from workbench.config import RunConfig
+from workbench.engine.run import Run, RunResult
+from workbench.errors import RunError, WorkbenchError
+from workbench.events import Control
+from workbench.plots import LossChartFile
+from workbench.ui.chat import ChatPanel
+from workbench.ui.environment import in_kernel, is_interactive
+from workbench.ui.form import ConfigForm
+from workbench.ui.history import HistoryPanel
+from workbench.ui.live import LiveView
+from workbench.ui.render import live_chart_png, preview_html, samples_table_html, status_html
+
+PREVIEW_EXAMPLES = 3
+CHAT_STATES = ("paused", "finished", "stopped")
+
+
+class Dashboard(widgets.VBox):
+    """One widget to configure, run, watch and compare fine-tunes."""
+
+    def __init__(self, config: RunConfig | dict | None = None, *,
+                 interactive: bool | None = None, redraw_seconds: float = 1.0, sinks=(),
+                 **kwargs):
+        """`sinks` receive every event of every run, after the dashboard's own views."""
+        super().__init__(**kwargs)
+        self.extra_sinks = list(sinks)
+        self.interactive = is_interactive() if interactive is None else interactive
+        self.form = ConfigForm()
+        if isinstance(config, RunConfig):
+            self.form.set_config(config)
+        elif config:
+            self.form.set_values(config)
+        self.live = LiveView(redraw_seconds)
+        self.chat_panel = ChatPanel(self._reply)
+        self.history = HistoryPanel(self.form.values()["output"]["runs_dir"])
+        self.control: Control | None = None
+        self.run: Run | None = None
+        self.result: RunResult | None = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+        self._tokenizers: dict = {}
+        self._build()
+        self._set_buttons("idle")
+
+    # -- layout --------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        def button(label, icon, style, action):
+            made = widgets.Button(description=label, icon=icon, button_style=style)
+            made.on_click(lambda _: self._guarded(action))
+            return made
+
+        self.start_button = button("Start", "play", "success", self.start)
+        self.pause_button = button("Pause", "pause", "warning", self.pause)
+        self.resume_button = button("Resume", "play", "info", self.resume)
+        self.stop_button = button("Stop", "stop", "danger", self.stop)
+        self.save_button = button("Save checkpoint now", "save", "", self.save_now)
+        self.preview_button = button("Preview data", "eye", "", self.preview_data)
+        self.preview = widgets.HTML()
+        self.error_text = widgets.HTML()
+        self.error_pane = widgets.Accordion(children=[self.error_text], titles=("traceback",),
+                                            selected_index=None,
+                                            layout=widgets.Layout(display="none"))
+        self.form.on_change(lambda problems: self._form_changed(problems))
+        controls = widgets.HBox([self.start_button, self.pause_button, self.resume_button,
+                                 self.stop_button, self.save_button])
+        setup = widgets.VBox([self.form, self.preview_button, self.preview])
+        train = widgets.VBox([self.live.chart, widgets.HTML("<b>Samples</b>"), self.live.samples])
+        self.tabs = widgets.Tab(children=[setup, train, self.chat_panel, self.history],
+                                titles=("Setup", "Training", "Chat", "History"))
+        self.children = [controls, self.live.status, self.error_pane, self.tabs]
+
+    def __repr__(self) -> str:  # what a headless notebook shows instead of the widget
+        where = f", run_dir={str(self.result.run_dir)!r}" if self.result else ""
+        return f"Dashboard(state={self.state!r}{where})"
+
+    # -- controls ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.live.state if self.run is not None else "idle"
+
+    def start(self) -> RunResult | None:
+        """Start a run with the form's config. Headless: blocks and returns the result;
+        interactive: trains in a worker thread and returns None at once."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RunError("a run is already going; stop it first")
+        config = self.form.config()  # ConfigError lists every problem
+        self.control, self.error, self.result = Control(), None, None
+        self.live.reset()
+        self.chat_panel.clear()
+        self.error_pane.layout.display = "none"
+        sinks = [self.live, LossChartFile()] + self.extra_sinks
+        if not self.interactive:
+            from workbench.console import ConsoleSink
+
+            sinks.append(ConsoleSink())
+        self.run = Run(config, sinks=sinks, control=self.control)
+        self.form.set_disabled(True)
+        self._set_buttons("running")
+        self.tabs.selected_index = 1
+        self.live.show_status()
+        if not self.interactive:
+            self._execute(raise_errors=True)
+            self._show_report()
+            return self.result
+        self._thread = threading.Thread(target=self._execute, name="workbench-training",
+                                        daemon=True)
+        self._thread.start()
+        return None
+
+    def pause(self) -> None:
+        """Pause after the current optimizer step; the model stays in memory."""
+        self._require_run().pause()
+        self._set_buttons("paused")
+        self._note("pausing after this step…")
+
+    def resume(self) -> None:
+        self._require_run().resume()
+        self._set_buttons("running")
+
+    def stop(self) -> None:
+        """Stop after the current optimizer step, saving a checkpoint and the adapter."""
+        self._require_run().stop()
+        self._set_buttons("stopping")
+        self._note("stopping after this step…")
+
+    def save_now(self) -> None:
+        """Save a resumable checkpoint at the end of this step (at once when paused)."""
+        self._require_run().save_now()
+        self._note("saving a checkpoint…")
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """Block until the worker thread ends (for scripts and tests); return the result."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.result
+
+    def chat(self, message: str, model: str = "tuned") -> dict[str, str]:
+        """Ask the current run's model; model is `tuned`, `base` or `both`."""
+        self.chat_panel.mode.value = model
+        return self.chat_panel.send(message)
+
+    def close(self) -> None:
+        """Stop any run, free the model and close every widget of the dashboard."""
+        if self.control is not None:
+            self.control.stop()
+        self.wait(timeout=60)
+        self.run = None
+        for child in _descendants(self):
+            child.close()
+        super().close()
+
+    # -- the run -------------------------------------------------------------------------
+
+    def _execute(self, raise_errors: bool = False) -> None:
+        try:
+            self.result = self.run.execute()
+        except BaseException as exc:
+            self._show_failure(exc)
+            if raise_errors:
+                raise
+        finally:
+            self.form.set_disabled(False)
+            self._set_buttons("ended")
+            self.history.refresh(self.run.config.output.runs_dir)
+
+    def _show_failure(self, exc: BaseException) -> None:
+        expected = isinstance(exc, WorkbenchError)
+        self.error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        self.live.state = "failed"
+        self.live.status.value = status_html("failed", self.error.splitlines()[0]) + (
+            f'<pre style="color:#de2d26;white-space:pre-wrap">{html.escape(self.error)}</pre>'
+            if "\n" in self.error else "")
+        if not expected:
+            self.error_text.value = (f'<pre style="white-space:pre-wrap;font-size:85%">'
+                                     f"{html.escape(traceback.format_exc())}</pre>")
+            self.error_pane.layout.display = None
+
+    def _show_report(self) -> None:
+        """Headless: leave the final chart and the samples grid as static cell outputs."""
+        if not in_kernel():
+            return
+        from IPython.display import HTML, Image, display
+
+        display(Image(live_chart_png(self.live.history,
+                                     title=f"{self.result.run_dir.name}: {self.result.status}")))
+        display(HTML(samples_table_html(self.live.base, self.live.by_step, self.live.prompts)))
+
+    def _require_run(self) -> Control:
+        if self.control is None or self._thread is None or not self._thread.is_alive():
+            raise RunError("no run is going; press Start first")
+        return self.control
+
+    def _reply(self, messages: list[dict], base: bool) -> str:
+        from workbench.engine.sampling import chat_reply, generate_texts
+
+        if self.run is None or self.run.bundle is None:
+            raise RunError("no model yet: start a run, then pause it or let it finish to chat")
+        if self.state not in CHAT_STATES:
+            raise RunError(f"the run is {self.state}; press Pause to chat with the live "
+                           "weights, then Resume")
+        bundle, config = self.run.bundle, self.run.config
+        options = dict(max_new_tokens=config.sample.max_new_tokens,
+                       temperature=config.sample.temperature, base=base)
+        if not getattr(self.run, "chat", True):  # raw-text formats: continue the last message
+            return generate_texts(bundle.model, bundle.tokenizer, [messages[-1]["content"]],
+                                  add_special=True, **options)[0]
+        system = config.data.system_prompt
+        if system and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system}] + messages
+        return chat_reply(bundle.model, bundle.tokenizer, messages, **options)
+
+    # -- setup tab -----------------------------------------------------------------------
+
+    def preview_data(self) -> None:
+        """Show the first examples as the model will see them, trained text highlighted."""
+        from workbench.backends.hf import load_tokenizer
+        from workbench.backends.models import resolve_model
+        from workbench.data import load_examples
+        from workbench.data.encoding import trained_segments
+
+        config = self.form.config()
+        data = config.data
+        self.preview.value = "<i>reading the data and the model's tokenizer…</i>"
+        fmt, examples = load_examples(data.path or data.train_path, data.format,
+                                      data.system_prompt)
+        name = config.model.name
+        if name not in self._tokenizers:
+            self._tokenizers[name] = load_tokenizer(resolve_model(name),
+                                                    config.model.trust_remote_code)
+        tokenizer = self._tokenizers[name]
+        shown = [(e.where, trained_segments(e, tokenizer, data.max_length, data.train_on))
+                 for e in examples[:PREVIEW_EXAMPLES]]
+        self.preview.value = preview_html(
+            shown, f"{len(examples)} examples, format {fmt}; the first {len(shown)}:")
+
+    def _form_changed(self, problems: list[str]) -> None:
+        if self.run is None or self.state not in ("running", "paused", "stopping"):
+            self.start_button.disabled = bool(problems)
+        runs_dir = self.form.inputs["output.runs_dir"].value.strip()
+        if runs_dir and runs_dir != str(self.history.runs_dir):
+            self.history.refresh(runs_dir)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _guarded(self, action) -> None:
+        """Run a button's action; show a WorkbenchError in the status line, not a traceback
+        that JupyterLab would hide (callback output goes nowhere visible)."""
+        try:
+            action()
+        except WorkbenchError as exc:
+            self._note_error(str(exc))
+        except Exception as exc:  # a bug: keep the traceback where the user can open it
+            self._show_failure(exc)
+
+    def _note(self, text: str) -> None:
+        self.live.note = text
+        self.live.show_status()
+
+    def _note_error(self, text: str) -> None:
+        self.live.status.value = status_html(self.state, "") + (
+            f'<pre style="color:#de2d26;white-space:pre-wrap">{html.escape(text)}</pre>')
+
+    def _set_buttons(self, phase: str) -> None:
+        going = phase in ("running", "paused", "stopping")
+        self.start_button.disabled = going or bool(self.form.problems())
+        self.pause_button.disabled = phase != "running"
+        self.resume_button.disabled = phase != "paused"
+        self.stop_button.disabled = phase not in ("running", "paused")
+        self.save_button.disabled = phase not in ("running", "paused")
+
+
+def _descendants(widget) -> list:
+    found = []
+    for child in getattr(widget, "children", ()):
+        found += _descendants(child) + [child]
+    return found

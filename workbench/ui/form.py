@@ -1,0 +1,182 @@
+"""The config form, generated from the config's own field metadata.
+
+Names, help text (as tooltips), choices and bounds all come from `workbench.config`,
+so the form, the YAML file and `--set` overrides cannot drift apart. Values typed
+into text boxes are read the way `--set` reads them (YAML scalars), and every
+problem is shown next to its field as soon as it is typed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+import ipywidgets as widgets
+
+from workbench.config import SECTIONS, RunConfig, field_types
+from workbench.errors import ConfigError
+
+MODEL_CHOICES = ["demo"]  # plus whatever the user types: a folder, a .gguf file, a hub id
+LABEL_WIDTH = "11em"
+
+
+class ConfigForm(widgets.VBox):
+    """Every config field as a widget; `config()` returns the validated RunConfig."""
+
+    def __init__(self, config: RunConfig | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.inputs: dict[str, widgets.Widget] = {}
+        self.errors: dict[str, widgets.HTML] = {}
+        self._fields: dict[str, dataclasses.Field] = {}
+        self.general_errors = widgets.HTML()
+        self._listeners = []
+        children = []
+        for section, cls in SECTIONS.items():
+            children.append(widgets.HTML(f"<b>{section}</b>"))
+            for f in dataclasses.fields(cls):
+                children.append(self._row(f"{section}.{f.name}", f))
+        self.children = [self.general_errors] + children
+        self.set_config(config or RunConfig())
+        for control in self.inputs.values():
+            control.observe(self._changed, names="value")
+        self._show_problems()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _row(self, key: str, f: dataclasses.Field) -> widgets.HBox:
+        help_text = f.metadata["help"].replace("`", "")
+        control = _input_for(key, f)
+        control.tooltip = help_text
+        label = widgets.Label(key.split(".", 1)[1], tooltip=help_text,
+                              layout=widgets.Layout(width=LABEL_WIDTH))
+        error = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        self.inputs[key], self.errors[key], self._fields[key] = control, error, f
+        return widgets.HBox([label, control, error])
+
+    # -- values --------------------------------------------------------------------------
+
+    def set_config(self, config: RunConfig) -> None:
+        raw = config.to_dict()
+        for key, control in self.inputs.items():
+            section, name = key.split(".", 1)
+            control.value = _to_widget(self._fields[key], control, raw[section][name])
+
+    def set_values(self, raw: dict) -> None:
+        """Set the fields named in a (possibly partial) nested config dict."""
+        unknown = []
+        for section, values in (raw or {}).items():
+            for name, value in (values or {}).items():
+                key = f"{section}.{name}"
+                if key in self.inputs:
+                    self.set_value(key, value)
+                else:
+                    unknown.append(f"{key}: unknown field")
+        if unknown:
+            raise ConfigError(unknown)
+
+    def set_value(self, key: str, value) -> None:
+        """Set one field from a Python value, as if typed (`form.set_value("train.max_steps", 5)`)."""
+        if key not in self.inputs:
+            raise ConfigError([f"{key}: unknown field; fields are {', '.join(self.inputs)}"])
+        self.inputs[key].value = _to_widget(self._fields[key], self.inputs[key], value)
+
+    def values(self) -> dict:
+        """The form as a nested config dict (not yet validated)."""
+        raw: dict = {section: {} for section in SECTIONS}
+        for key, control in self.inputs.items():
+            section, name = key.split(".", 1)
+            raw[section][name] = _from_widget(self._fields[key], control)
+        return raw
+
+    def problems(self) -> list[str]:
+        try:
+            RunConfig.from_dict(self.values())
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
+    def config(self) -> RunConfig:
+        """The validated config; raises ConfigError listing every problem."""
+        return RunConfig.from_dict(self.values())
+
+    def on_change(self, callback) -> None:
+        """Call `callback(problems)` whenever a field changes."""
+        self._listeners.append(callback)
+
+    def set_disabled(self, disabled: bool) -> None:
+        for control in self.inputs.values():
+            control.disabled = disabled
+
+    # -- feedback ------------------------------------------------------------------------
+
+    def _changed(self, change) -> None:
+        problems = self._show_problems()
+        for callback in self._listeners:
+            callback(problems)
+
+    def _show_problems(self) -> list[str]:
+        problems = self.problems()
+        by_field: dict[str, list[str]] = {}
+        general = []
+        for problem in problems:
+            key = problem.split(":", 1)[0].split(" ", 1)[0]
+            (by_field.setdefault(key, []) if key in self.inputs else general).append(problem)
+        for key, error in self.errors.items():
+            messages = [p.split(":", 1)[1].strip() if p.startswith(key + ":") else p
+                        for p in by_field.get(key, [])]
+            error.value = "".join(f'<span style="color:#de2d26">{html.escape(m)}</span><br>'
+                                  for m in messages)
+        self.general_errors.value = "".join(
+            f'<div style="color:#de2d26">{html.escape(p)}</div>' for p in general)
+        return problems
+
+
+def _input_for(key: str, f: dataclasses.Field) -> widgets.Widget:
+    kinds = field_types(f)
+    wide = widgets.Layout(width="28em")
+    if f.metadata.get("choices"):
+        return widgets.Dropdown(options=list(f.metadata["choices"]), layout=wide)
+    if kinds == (bool,):
+        return widgets.Checkbox(indent=False)
+    if key == "model.name":
+        return widgets.Combobox(options=MODEL_CHOICES, ensure_option=False, layout=wide,
+                                placeholder="demo, a folder, a .gguf file or a hub id")
+    if _is_text_list(kinds):
+        return widgets.Textarea(placeholder="one per line", rows=3, layout=wide)
+    return widgets.Text(layout=wide, continuous_update=True)
+
+
+def _is_text_list(kinds: tuple) -> bool:
+    return len(kinds) == 1 and getattr(kinds[0], "__origin__", None) is list
+
+
+def _to_widget(f: dataclasses.Field, control, value):
+    if isinstance(control, (widgets.Checkbox, widgets.Dropdown)):
+        return value
+    if isinstance(control, widgets.Textarea):
+        return "\n".join(value or [])
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return str(value)
+
+
+def _from_widget(f: dataclasses.Field, control):
+    import yaml
+
+    if isinstance(control, (widgets.Checkbox, widgets.Dropdown)):
+        return control.value
+    if isinstance(control, widgets.Textarea):
+        return [line.strip() for line in control.value.splitlines() if line.strip()]
+    text = control.value.strip()
+    kinds = field_types(f)
+    if not text and type(None) in kinds:
+        return None
+    takes_list = any(_is_text_list((kind,)) for kind in kinds)
+    if str in kinds and not (takes_list and text.startswith("[")):
+        return text  # paths, names, prompts: never reinterpreted as YAML
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text

@@ -1,0 +1,154 @@
+"""The live view: a sink that turns run events into a status line, charts and a samples grid.
+
+It runs on the training thread and changes widgets only by assigning traits. Charts
+are redrawn at most every `redraw_seconds` (and once at the end), each redraw
+drawing at most a few hundred points per curve, so its cost does not grow with the
+run and does not depend on the step rate.
+"""
+
+from __future__ import annotations
+
+import time
+
+import ipywidgets as widgets
+
+from workbench.events import (CheckpointSaved, EvalLogged, RunEnded, RunPaused, RunResumed,
+                              RunStarted, SampleGenerated, StepLogged)
+from workbench.ui.environment import peak_memory_text
+from workbench.ui.render import live_chart_png, samples_table_html, status_html
+
+
+def empty_history() -> dict:
+    return {"step": [], "loss": [], "learning_rate": [], "grad_norm": [], "eval_step": [],
+            "eval_loss": []}
+
+
+class LiveView:
+    """Status, chart and samples widgets, fed by events from the training thread."""
+
+    def __init__(self, redraw_seconds: float = 1.0):
+        self.redraw_seconds = redraw_seconds
+        self.status = widgets.HTML(status_html("idle", "set up a run and press Start"))
+        self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.samples = widgets.HTML()
+        self.redraws = 0  # how many times the chart was drawn (tests and benchmarks read it)
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = empty_history()
+        self.base: dict[str, str] = {}
+        self.by_step: dict[int, dict[str, str]] = {}
+        self.prompts: list[str] = []
+        self.state, self.step, self.total, self.note = "starting", 0, 0, ""
+        self.last_step: StepLogged | None = None
+        self.run_dir = ""
+        self._last_draw = 0.0
+
+    # -- events --------------------------------------------------------------------------
+
+    def __call__(self, event) -> None:
+        handler = HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _started(self, event: RunStarted) -> None:
+        self.state, self.total, self.run_dir = "running", event.total_steps, event.run_dir
+        self.prompts = list(event.config.get("sample", {}).get("prompts", []))
+        self.samples.value = samples_table_html(self.base, self.by_step, self.prompts)
+        self.note = f"run folder {event.run_dir}"
+        self.show_status()
+        self.redraw()
+
+    def _step(self, event: StepLogged) -> None:
+        history = self.history
+        history["step"].append(event.step)
+        history["loss"].append(event.loss)
+        history["learning_rate"].append(event.learning_rate)
+        history["grad_norm"].append(event.grad_norm)
+        self.step, self.total, self.last_step = event.step, event.total_steps, event
+        if self.state == "starting":
+            self.state = "running"
+        self.show_status()
+        self.redraw_if_due()
+
+    def _eval(self, event: EvalLogged) -> None:
+        self.history["eval_step"].append(event.step)
+        self.history["eval_loss"].append(event.eval_loss)
+        self.note = f"held-out loss {event.eval_loss:.4f} at step {event.step}"
+        self.show_status()
+        self.redraw_if_due()
+
+    def _sample(self, event: SampleGenerated) -> None:
+        answers = dict(zip(event.prompts, event.completions))
+        if event.adapter:
+            self.by_step[event.step] = answers
+        else:
+            self.base = answers
+        self.prompts = self.prompts or list(event.prompts)
+        self.samples.value = samples_table_html(self.base, self.by_step, self.prompts)
+
+    def _checkpoint(self, event: CheckpointSaved) -> None:
+        self.note = f"checkpoint saved at step {event.step}"
+        self.show_status()
+
+    def _paused(self, event: RunPaused) -> None:
+        self.state, self.step = "paused", event.step
+        self.note = "the model is in memory: chat with it, then Resume"
+        self.show_status()
+
+    def _resumed(self, event: RunResumed) -> None:
+        self.state, self.note = "running", ""
+        self.show_status()
+
+    def _ended(self, event: RunEnded) -> None:
+        self.state = event.status
+        self.note = (event.error or "") if event.status == "failed" else \
+            f"adapter saved in {event.run_dir}/adapter"
+        self.show_status()
+        self.redraw()
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def show_status(self) -> None:
+        self.status.value = status_html(self.state, self.status_text())
+
+    def status_text(self) -> str:
+        parts = []
+        if self.total:
+            parts.append(f"step {self.step} / {self.total}")
+        event = self.last_step
+        if event is not None:
+            if self.state in ("running", "paused") and event.step:
+                remaining = event.elapsed_seconds / event.step * (event.total_steps - event.step)
+                parts.append(f"ETA {format_seconds(remaining)}")
+            parts.append(f"loss {event.loss:.4f}")
+            parts.append(f"{event.tokens_per_second:,.0f} tokens/s")
+        parts.append(peak_memory_text())
+        if self.note:
+            parts.append(self.note)
+        return " · ".join(p for p in parts if p)
+
+    def redraw_if_due(self) -> None:
+        if time.monotonic() - self._last_draw >= self.redraw_seconds:
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._last_draw = time.monotonic()
+        self.chart.value = live_chart_png(self.history)
+        self.redraws += 1
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+HANDLERS = {RunStarted: LiveView._started, StepLogged: LiveView._step, EvalLogged: LiveView._eval,
+            SampleGenerated: LiveView._sample, CheckpointSaved: LiveView._checkpoint,
+            RunPaused: LiveView._paused, RunResumed: LiveView._resumed, RunEnded: LiveView._ended}

@@ -1,0 +1,174 @@
+"""Pure renderers for the dashboard: HTML strings and PNG bytes from plain data.
+
+Every piece of model or dataset text is escaped here, once, before it becomes HTML.
+Charts use matplotlib's object API (no pyplot), so they are safe off the main thread
+and leave the notebook's plotting backend alone.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+
+from workbench.plots import SMOOTH_FROM, smooth
+
+MAX_POINTS = 400  # per curve: keeps a redraw's cost flat however long the run
+MAX_SAMPLE_COLUMNS = 6  # the base column plus the latest steps
+
+STATE_COLOURS = {"idle": "#636363", "starting": "#3182bd", "running": "#3182bd",
+                 "paused": "#e6550d", "stopping": "#e6550d", "finished": "#31a354",
+                 "stopped": "#756bb1", "failed": "#de2d26"}
+
+
+def thin(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
+    """At most `limit` evenly spaced points, always keeping the last one."""
+    if len(xs) <= limit:
+        return list(xs), list(ys)
+    stride = math.ceil(len(xs) / limit)
+    keep = list(range(0, len(xs), stride))
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
+def live_chart_png(history: dict, title: str = "") -> bytes:
+    """Four panels: training loss (raw and smoothed), held-out loss, learning rate, grad norm.
+
+    history holds lists: step, loss, learning_rate, grad_norm, eval_step, eval_loss.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 5), dpi=80)
+    (loss_axes, eval_axes), (lr_axes, norm_axes) = figure.subplots(2, 2)
+    steps, losses = history["step"], history["loss"]
+    smoothed = smooth(losses) if len(losses) >= SMOOTH_FROM else []
+    _curve(loss_axes, steps, losses, "training loss", "#9ecae1" if smoothed else "#3182bd")
+    if smoothed:
+        _curve(loss_axes, steps, smoothed, "smoothed", "#3182bd", width=2)
+    _curve(eval_axes, history["eval_step"], history["eval_loss"], "held-out loss", "#e6550d",
+           marker="o")
+    _curve(lr_axes, steps, history["learning_rate"], "learning rate", "#31a354")
+    norms = [(s, n) for s, n in zip(steps, history["grad_norm"]) if n is not None]
+    _curve(norm_axes, [s for s, _ in norms], [n for _, n in norms], "grad norm", "#756bb1")
+    for axes, empty in ((eval_axes, "no held-out loss yet"), (loss_axes, "waiting for step 1"),
+                        (lr_axes, ""), (norm_axes, "")):
+        if not axes.lines and empty:
+            axes.text(0.5, 0.5, empty, ha="center", va="center", color="#969696",
+                      transform=axes.transAxes)
+        axes.grid(alpha=0.3)
+        axes.tick_params(labelsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _curve(axes, xs, ys, label, colour, width=1.2, marker=None):
+    if not xs:
+        axes.set_title(label, fontsize=9)
+        return
+    xs, ys = thin(xs, ys)
+    axes.plot(xs, ys, color=colour, linewidth=width, marker=marker, markersize=3, label=label)
+    axes.set_title(label, fontsize=9)
+
+
+def overlay_png(curves: dict[str, tuple[list, list]]) -> bytes:
+    """Loss curves of several runs on one chart (smoothed when long enough)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3.6), dpi=80)
+    axes = figure.subplots()
+    for name, (steps, losses) in curves.items():
+        values = smooth(losses) if len(losses) >= SMOOTH_FROM else losses
+        xs, ys = thin(steps, values)
+        axes.plot(xs, ys, linewidth=1.5, label=name)
+    if curves:
+        axes.legend(fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "select runs to compare", ha="center", va="center",
+                  color="#969696", transform=axes.transAxes)
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("training loss")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def status_html(state: str, detail: str = "") -> str:
+    colour = STATE_COLOURS.get(state, "#636363")
+    badge = (f'<span style="background:{colour};color:white;padding:1px 8px;'
+             f'border-radius:8px;font-weight:bold">{html.escape(state)}</span>')
+    return f'<div class="workbench-status">{badge} {html.escape(detail)}</div>'
+
+
+def samples_table_html(base: dict[str, str], by_step: dict[int, dict[str, str]],
+                       prompts: list[str]) -> str:
+    """Prompts as rows; the base model's answer first, then the latest training steps."""
+    if not prompts:
+        return "<p><i>No sample prompts: add some under sample.prompts to watch answers " \
+               "change as the model trains.</i></p>"
+    steps = sorted(by_step)[-(MAX_SAMPLE_COLUMNS - 1):]
+    head = "".join(f"<th>step {s}</th>" for s in steps)
+    cell = 'style="vertical-align:top;text-align:left;white-space:pre-wrap;max-width:22em"'
+    rows = []
+    for prompt in prompts:
+        answers = "".join(f"<td {cell}>{_text(by_step[s].get(prompt))}</td>" for s in steps)
+        rows.append(f"<tr><th {cell}>{_text(prompt)}</th><td {cell}>{_text(base.get(prompt))}"
+                    f"</td>{answers}</tr>")
+    return ('<table class="workbench-samples"><thead><tr><th>prompt</th><th>base model</th>'
+            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _text(value: str | None) -> str:
+    return "<i>…</i>" if value is None else html.escape(value)
+
+
+PREVIEW_STYLES = {"trained": "background:#c7e9c0", "context": "color:#525252",
+                  "cut": "color:#bdbdbd;text-decoration:line-through"}
+
+
+def preview_html(examples: list[tuple[str, list[tuple[str, str]]]], note: str = "") -> str:
+    """Rendered examples with trained text highlighted; examples are (where, segments)."""
+    legend = ('<p><span style="background:#c7e9c0">green: trained</span> · grey: context the '
+              'model reads but is not trained on · <span style="color:#bdbdbd;'
+              'text-decoration:line-through">struck: cut at max_length</span></p>')
+    blocks = []
+    for where, segments in examples:
+        body = "".join(f'<span style="{PREVIEW_STYLES[kind]}">{html.escape(text)}</span>'
+                       for text, kind in segments)
+        blocks.append(f"<div><b>{html.escape(where)}</b><pre style=\"white-space:pre-wrap;"
+                      f"border:1px solid #d9d9d9;padding:4px\">{body}</pre></div>")
+    extra = f"<p>{html.escape(note)}</p>" if note else ""
+    return legend + extra + "".join(blocks)
+
+
+def runs_table_html(runs: list[dict]) -> str:
+    if not runs:
+        return "<p><i>No runs yet in this folder.</i></p>"
+    columns = ("run", "status", "step", "final_loss", "best_eval_loss")
+    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_number(r.get(c)))}</td>" for c in columns)
+                   + "</tr>" for r in runs)
+    return f'<table class="workbench-runs"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _number(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def chat_html(turns: list[tuple[str, str]]) -> str:
+    """A transcript; turns are (speaker, text) with speaker `you`, `tuned` or `base`."""
+    colours = {"you": "#f0f0f0", "tuned": "#deebf7", "base": "#fee6ce"}
+    parts = [f'<div style="background:{colours.get(who, "#ffffff")};padding:4px 8px;'
+             f'margin:2px 0;border-radius:6px;white-space:pre-wrap"><b>{html.escape(who)}:</b> '
+             f"{html.escape(text)}</div>" for who, text in turns]
+    return "".join(parts) or "<p><i>Say something to the model.</i></p>"
