@@ -32,6 +32,10 @@ class RunResult:
     run_dir: Path
     summary: dict
 
+    def __repr__(self) -> str:  # the summary is long; notebooks echo the result of a cell
+        return f"RunResult(status={self.status!r}, step={self.summary.get('step')}, " \
+               f"run_dir={str(self.run_dir)!r})"
+
 
 class Run:
     def __init__(self, config: RunConfig, sinks=(), control: Control | None = None,

@@ -38,6 +38,7 @@ def live_chart_png(history: dict, title: str = "") -> bytes:
     history holds lists: step, loss, learning_rate, grad_norm, eval_step, eval_loss.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(9, 5), dpi=80)
     (loss_axes, eval_axes), (lr_axes, norm_axes) = figure.subplots(2, 2)
@@ -58,6 +59,7 @@ def live_chart_png(history: dict, title: str = "") -> bytes:
                       transform=axes.transAxes)
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize=8)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
