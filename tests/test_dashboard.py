@@ -120,17 +120,17 @@ def test_a_crash_shows_the_traceback_and_keeps_the_run_folder(tiny_model_dir, or
                                                               tmp_path, monkeypatch):
     import workbench.engine.run as run_module
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def a_bug(*args, **kwargs):
+        raise ValueError("unexpected adapter layout")
 
-    monkeypatch.setattr(run_module, "save_adapter", disk_full)  # fails after training
+    monkeypatch.setattr(run_module, "save_adapter", a_bug)  # fails after training
     dash = dashboard_for(tiny_config(tiny_model_dir, orders_subset, tmp_path,
                                      train={"max_steps": 4}))
     dash.start_button.click()
     dash.wait(120)
-    assert dash.state == "failed" and "No space left on device" in status_of(dash)
+    assert dash.state == "failed" and "unexpected adapter layout" in status_of(dash)
     assert dash.error_pane.layout.display is None
-    assert "Traceback" in dash.error_text.value and "disk_full" in dash.error_text.value
+    assert "Traceback" in dash.error_text.value and "a_bug" in dash.error_text.value
     folder = RunDir(dash.run.run_dir.path)
     assert folder.summary()["status"] == "failed"
     assert [r["step"] for r in folder.metrics() if "loss" in r] == [1, 2, 3, 4]  # kept

@@ -61,7 +61,7 @@ class TunedModel:
 def raise_missing_adapter(folder: RunDir):
     from workbench.errors import RunError
 
-    status = folder.summary().get("status", "unfinished")
+    status = folder.status()
     if folder.last_checkpoint() is not None:
         hint = f"resume it with `workbench train --resume {folder.path}`"
     else:

@@ -78,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the run folder records what was done", file=sys.stderr)
         return 130
+    except Exception:  # a bug: keep the traceback, but never print a token in it
+        import traceback
+
+        from workbench.secrets import redact
+
+        print(redact(traceback.format_exc()), file=sys.stderr)
+        return 1
 
 
 def cmd_validate(args) -> int:

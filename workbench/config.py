@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.secrets import looks_like_token
 
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -50,6 +51,9 @@ class ModelSettings:
     load_in_4bit: bool = setting(False, "QLoRA: load the frozen base in 4 bits (CUDA GPU only).")
     trust_remote_code: bool = setting(
         False, "Run Python code shipped with a hub model. Off unless you trust its author.")
+    allow_pickle: bool = setting(
+        False, "Also load `.bin` / `.pt` weights, a Python pickle format that can run code "
+        "when loaded. Off: safetensors only. Turn on only for files you trust.")
 
 
 @dataclass
@@ -302,6 +306,11 @@ def check_value(f: dataclasses.Field, value: Any) -> str | None:
     if not any(_matches(value, k) for k in kinds):
         return f"got {value!r}; must be {' or '.join(_describe(k) for k in kinds)}"
     meta = f.metadata
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and looks_like_token(text) for text in texts):
+        return ("holds what looks like an access token; a config is copied into every run "
+                "folder, so keep tokens out of it: set HF_TOKEN in the environment or run "
+                "`hf auth login`")
     if value is None or isinstance(value, (bool, list)):
         return None
     if meta.get("choices") and value not in meta["choices"]:

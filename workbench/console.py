@@ -6,6 +6,7 @@ import sys
 
 from workbench.events import (CheckpointSaved, EvalLogged, RunEnded, RunPaused, RunResumed,
                               RunStarted, SampleGenerated, StepLogged)
+from workbench.secrets import redact
 
 
 class ConsoleSink:
@@ -16,7 +17,7 @@ class ConsoleSink:
     def __call__(self, event) -> None:
         line = self.format(event)
         if line:
-            print(line, file=self.stream, flush=True)
+            print(redact(line), file=self.stream, flush=True)
 
     def format(self, event) -> str | None:
         if isinstance(event, RunStarted):

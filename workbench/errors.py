@@ -7,7 +7,14 @@ else is a bug and keeps its traceback.
 
 
 class WorkbenchError(Exception):
-    """Base class for errors caused by input, environment or configuration."""
+    """Base class for errors caused by input, environment or configuration.
+
+    Messages often quote a library's error, which can quote a token: they are redacted."""
+
+    def __init__(self, message: str = ""):
+        from workbench.secrets import redact
+
+        super().__init__(redact(str(message)))
 
 
 class ConfigError(WorkbenchError, ValueError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from workbench.backends.base import ModelBundle
 from workbench.backends.models import resolve_model
 from workbench.config import RunConfig
 from workbench.errors import BackendUnavailable, ModelError
+from workbench.secrets import redact_log_records
 
 
 def resolve_dtype(requested: str, on_cuda: bool, bf16_ok: bool) -> str:
@@ -28,6 +30,7 @@ class HFBackend:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own sinks report progress
+        redact_log_records()  # loaders log the values they choke on
         on_cuda = torch.cuda.is_available()
         dtype = resolve_dtype(config.model.dtype, on_cuda,
                               on_cuda and torch.cuda.is_bf16_supported())
@@ -38,7 +41,8 @@ class HFBackend:
         tokenizer = load_tokenizer(source, config.model.trust_remote_code)
         model = load_model(source, config, getattr(torch, dtype), on_cuda)
         if adapter_dir:
-            model = attach_saved_adapter(model, adapter_dir, trainable)
+            model = attach_saved_adapter(model, adapter_dir, trainable,
+                                         config.model.allow_pickle)
         else:
             model = attach_new_adapter(model, config)
         if config.model.trust_remote_code:
@@ -75,7 +79,12 @@ def load_tokenizer(source: str, trust_remote_code: bool):
 def load_model(source: str, config: RunConfig, dtype, on_cuda: bool):
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"dtype": dtype, "trust_remote_code": config.model.trust_remote_code}
+    if not config.model.allow_pickle:
+        refuse_pickle_only(Path(source), "model", ("*.safetensors",),
+                           ("*.bin", "*.pt", "*.pth", "*.ckpt"))
+    kwargs = {"dtype": dtype, "trust_remote_code": config.model.trust_remote_code,
+              # safetensors only, unless the config allows pickle (which can run code)
+              "use_safetensors": None if config.model.allow_pickle else True}
     if config.model.load_in_4bit:
         kwargs["quantization_config"] = four_bit_config(on_cuda, dtype)
         kwargs["device_map"] = {"": 0}
@@ -119,14 +128,43 @@ def attach_new_adapter(model, config: RunConfig):
                          f"({exc}); use all-linear or names of its linear layers") from None
 
 
-def attach_saved_adapter(model, adapter_dir: str, trainable: bool):
+def attach_saved_adapter(model, adapter_dir: str, trainable: bool, allow_pickle: bool = False):
     from peft import PeftModel
+
+    if not allow_pickle:
+        refuse_pickle_only(Path(adapter_dir), "adapter", ("adapter_model.safetensors",),
+                           ("adapter_model.bin", "*.pt", "*.pth"))
 
     return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
 
 
+def refuse_pickle_only(folder: Path, what: str, safe: tuple, pickled: tuple) -> None:
+    """Refuse a local folder whose weights exist only as pickle files."""
+    if not folder.is_dir() or any(any(folder.glob(p)) for p in safe):
+        return
+    found = sorted(f.name for p in pickled for f in folder.glob(p))
+    if found:
+        raise ModelError(f"{folder}: the {what} weights are only in pickle format ({found[0]}), "
+                         "which can run code when loaded. Convert them to safetensors, or set "
+                         "model.allow_pickle: true if you trust where they came from")
+
+
+def ships_code(source: str) -> bool:
+    """True for a local model folder whose config points at Python files of its own."""
+    import json
+
+    try:
+        return "auto_map" in json.loads(Path(source, "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
 def _load_failure(source: str, what: str, exc: Exception) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    if "trust_remote_code" in str(exc) or ships_code(source):
+        return (f"{source} ships its own Python code (auto_map in its config.json), which "
+                "workbench does not run unless the config says model.trust_remote_code: true; "
+                "turn it on only if you trust the model's author")
     if os.path.isdir(source):
         return f"cannot load the {what} from {source}: {exc}"
     if offline:

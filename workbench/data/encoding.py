@@ -56,6 +56,10 @@ def _render_example(example: Example, messages, tokenizer, add_generation_prompt
     try:
         return render_chat(messages, tokenizer, add_generation_prompt)
     except Exception as exc:  # templates raise anything: TemplateError, TypeError, ...
+        if type(exc).__name__ == "SecurityError":  # jinja2.sandbox stopped it
+            raise DataError(f"{example.where}: the model's chat template tried to reach Python "
+                            f"internals and the template sandbox stopped it ({exc}); do not use "
+                            "this tokenizer's chat template") from None
         raise DataError(f"{example.where}: the model's chat template refused this "
                         f"conversation ({type(exc).__name__}: {exc}); many templates require "
                         "turns to alternate user/assistant, optionally after one system "

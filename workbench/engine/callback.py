@@ -116,4 +116,5 @@ class EventCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         path = self.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
+        self.run_dir.note_checkpoint(state.global_step, path)
         self.emit(CheckpointSaved(step=state.global_step, path=str(path)))

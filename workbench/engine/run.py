@@ -21,7 +21,7 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 from workbench.data import encode_splits, load_splits
-from workbench.engine.rundir import ENVIRONMENT, SUMMARY, RunDir
+from workbench.engine.rundir import ENVIRONMENT, SUMMARY, RunDir, replace_folder
 from workbench.errors import RunError
 from workbench.events import Control, RunEnded, fan_out
 
@@ -67,18 +67,23 @@ class Run:
         versions = library_versions()
         if self.resume_dir:
             self.run_dir = RunDir.open(self.resume_dir)
+            self.run_dir.mark_running(checkpoint_step(self.run_dir.last_checkpoint()))
         else:
             self.run_dir = RunDir.create(self.config.output.runs_dir, self.config.output.name)
             self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
+            self.run_dir.mark_running()
         try:
             self._setup(splits, versions)
             status = self._train()
             summary = self._finish(status, started)
         except BaseException as exc:  # KeyboardInterrupt too: the folder must say what happened
-            summary = self._record_failure(exc, started)
+            explained = self._explain_resource_fault(exc)
+            summary = self._record_failure(explained or exc, started)
             self.emit(RunEnded(status="failed", step=summary.get("step", 0),
                                run_dir=str(self.run_dir.path), summary=summary,
                                error=summary["error"]))
+            if explained is not None:
+                raise explained from exc
             raise
         self.emit(RunEnded(status=status, step=summary["step"], run_dir=str(self.run_dir.path),
                            summary=summary))
@@ -197,11 +202,24 @@ class Run:
             "wall_seconds_this_session": round(time.time() - started, 2),
             "data": self.data_stats, "backend": self.bundle.backend if self.bundle else None,
             "adapter": str(self.run_dir.adapter_dir) if status != "failed" else None,
-            "run_dir": str(self.run_dir.path),
+            "run_dir": str(self.run_dir.path), "ended": True,
         }
         if error:
             summary["error"] = error
         return summary
+
+    def _explain_resource_fault(self, exc: BaseException):
+        from workbench.engine import faults
+
+        device = self.bundle.device if self.bundle else "machine"
+        step = self.trainer.state.global_step if self.trainer else 0
+        explained = faults.explain(exc, self.config, self.run_dir.path, step,
+                                   self.run_dir.last_checkpoint(), device)
+        if explained is not None and device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()  # give the memory back, so the notebook can go on
+        return explained
 
     def _record_failure(self, exc: BaseException, started: float) -> dict:
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -245,17 +263,12 @@ def checkpoint_step(path: Path | None) -> int:
 
 
 def save_adapter(model, tokenizer, target: Path) -> None:
-    """Write the adapter (PEFT format) and tokenizer next to a temp name, then swap it in."""
+    """Write the adapter (PEFT format) and tokenizer under a scratch name, then swap it in."""
     scratch = target.with_name(f".{target.name}.saving")
-    old = target.with_name(f".{target.name}.old")
     shutil.rmtree(scratch, ignore_errors=True)
     model.save_pretrained(str(scratch))
     tokenizer.save_pretrained(str(scratch))
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    scratch.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(scratch, target)
 
 
 def library_versions() -> dict:

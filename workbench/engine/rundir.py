@@ -1,7 +1,10 @@
 """The run folder: one directory per run holding everything needed to understand,
 resume and reuse it. Summary and config are written atomically (temp file + rename);
 metrics and samples are append-only JSON lines, flushed as written, so a killed run
-leaves readable files (a torn last line is skipped on reading).
+leaves readable files (a torn last line is skipped on reading). summary.json says
+`running` from the start and is replaced when the run ends, so a folder whose summary
+still says `running` while its process is gone was killed: `run_status` calls it
+`interrupted`.
 
     runs/<name>-<timestamp>/
         config.yaml  environment.json  metrics.jsonl  samples.jsonl
@@ -12,11 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import time
 from pathlib import Path
 
 from workbench.config import RunConfig, config_to_yaml, load_config
 from workbench.errors import RunError
+from workbench.secrets import redact
 
 CONFIG, ENVIRONMENT, METRICS, SAMPLES, SUMMARY = (
     "config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl", "summary.json")
@@ -24,12 +30,34 @@ ADAPTER, CHECKPOINTS, LOSS_PNG = "adapter", "checkpoints", "loss.png"
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary name, then rename: readers see the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+        handle.write(redact(text))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def replace_folder(scratch: Path, target: Path) -> None:
+    """Move a fully written folder to its real name, replacing any folder there.
+
+    Readers see the old folder or the new one, never a half-written one: a crash
+    leaves at worst `.<name>.old` beside a complete folder (or the scratch folder)."""
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    scratch.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def prune_checkpoints(root: Path, keep: int) -> None:
+    """Delete all but the `keep` newest checkpoint-N folders."""
+    steps = sorted((int(p.name.split("-")[-1]), p) for p in root.glob("checkpoint-*")
+                   if p.name.split("-")[-1].isdigit())
+    for _, path in steps[:-keep] if keep else []:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -107,7 +135,7 @@ class RunDir:
 
     def append_jsonl(self, name: str, row: dict) -> None:
         with open(self.file(name), "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, default=str) + "\n")
+            handle.write(redact(json.dumps(row, default=str)) + "\n")
             handle.flush()
 
     def truncate_metrics_after(self, step: int) -> None:
@@ -125,12 +153,53 @@ class RunDir:
     def summary(self) -> dict:
         return self.read_json(SUMMARY)
 
+    def status(self) -> str:
+        return run_status(self.summary())
+
+    def mark_running(self, step: int = 0) -> None:
+        """Say, before any work, that a run is under way here and who runs it."""
+        self.write_json(SUMMARY, {
+            "status": "running", "ended": False, "step": step, "pid": os.getpid(),
+            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "last_checkpoint": None, "run_dir": str(self.path),
+            "note": "the run has not ended; if its process is gone it was interrupted and "
+                    f"`workbench train --resume {self.path}` continues from the last checkpoint"})
+
+    def note_checkpoint(self, step: int, path: Path) -> None:
+        """Record progress in a running summary, so an interrupted run says how far it got."""
+        summary = self.summary()
+        if summary.get("status") == "running":
+            self.write_json(SUMMARY, {**summary, "step": step, "last_checkpoint": str(path)})
+
     def last_checkpoint(self) -> Path | None:
         found = sorted(self.checkpoints_dir.glob("checkpoint-*"),
                        key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1]
                        .isdigit() else -1)
         complete = [p for p in found if (p / "trainer_state.json").exists()]
         return complete[-1] if complete else None
+
+
+def run_status(summary: dict) -> str:
+    """finished / stopped / failed as recorded; running while its process lives, else
+    interrupted (killed, or the machine went down); unknown without a summary."""
+    status = summary.get("status")
+    if not status:
+        return "unknown"
+    if status == "running" and not process_alive(summary.get("pid"), summary.get("host")):
+        return "interrupted"
+    return status
+
+
+def process_alive(pid, host) -> bool:
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True  # another machine's run: it cannot be checked from here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
 
 
 def list_runs(runs_dir: str | Path) -> list[dict]:
@@ -144,7 +213,7 @@ def list_runs(runs_dir: str | Path) -> list[dict]:
             continue
         summary = RunDir(path).summary()
         rows.append({"run": path.name, "path": str(path),
-                     "status": summary.get("status", "running or killed"),
+                     "status": run_status(summary),
                      "step": summary.get("step"), "final_loss": summary.get("final_loss"),
                      "best_eval_loss": summary.get("best_eval_loss")})
     return rows

@@ -9,9 +9,14 @@ Token counting stays on the device and is read only when a log line is written.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from workbench.data.encoding import IGNORE
+from workbench.engine.rundir import prune_checkpoints, replace_folder
 
 HEAD_CHUNK_ROWS = 1024
+STAGING = ".saving"  # checkpoints are written here, then renamed into place
 
 
 def selective_head_loss(model, inputs, num_items_in_batch=None):
@@ -53,6 +58,7 @@ def _trainer_class():
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self._tokens_pending = None
+            self._staging_root = None  # set while a checkpoint is being written
             self._selective_head = uses_standard_head(self.model)
             if self._selective_head:
                 # Our loss divides by the trained-token count of the whole accumulated
@@ -70,6 +76,25 @@ def _trainer_class():
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss = selective_head_loss(model, inputs, num_items_in_batch)
             return (loss, {}) if return_outputs else loss
+
+        def _get_output_dir(self, trial) -> str:
+            return self._staging_root or super()._get_output_dir(trial)
+
+        def _save_checkpoint(self, model, trial) -> None:
+            """Trainer writes a checkpoint file by file; a crash mid-save would leave a
+            checkpoint-N folder that looks resumable but is not. So it writes into a
+            staging folder, and the finished folder is renamed into place."""
+            root = Path(super()._get_output_dir(trial))
+            self._staging_root = str(root / STAGING)
+            shutil.rmtree(self._staging_root, ignore_errors=True)
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                staging, self._staging_root = Path(self._staging_root), None
+            name = f"checkpoint-{self.state.global_step}"
+            replace_folder(staging / name, root / name)
+            shutil.rmtree(staging, ignore_errors=True)
+            prune_checkpoints(root, self.args.save_total_limit or 0)
 
         def take_tokens_seen(self) -> int:
             """Non-padding tokens trained since the last call (one host sync, at log time)."""

@@ -23,6 +23,7 @@ from workbench.engine.run import Run, RunResult
 from workbench.errors import RunError, WorkbenchError
 from workbench.events import Control
 from workbench.plots import LossChartFile
+from workbench.secrets import redact
 from workbench.ui.chat import ChatPanel
 from workbench.ui.environment import in_kernel, is_interactive
 from workbench.ui.form import ConfigForm
@@ -186,14 +187,14 @@ class Dashboard(widgets.VBox):
 
     def _show_failure(self, exc: BaseException) -> None:
         expected = isinstance(exc, WorkbenchError)
-        self.error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        self.error = str(exc) if expected else redact(f"{type(exc).__name__}: {exc}")
         self.live.state = "failed"
         self.live.status.value = status_html("failed", self.error.splitlines()[0]) + (
             f'<pre style="color:#de2d26;white-space:pre-wrap">{html.escape(self.error)}</pre>'
             if "\n" in self.error else "")
         if not expected:
             self.error_text.value = (f'<pre style="white-space:pre-wrap;font-size:85%">'
-                                     f"{html.escape(traceback.format_exc())}</pre>")
+                                     f"{html.escape(redact(traceback.format_exc()))}</pre>")
             self.error_pane.layout.display = None
 
     def _show_report(self) -> None:
