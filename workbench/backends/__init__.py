@@ -157,6 +157,8 @@ def gather_facts(try_unsloth: bool) -> tuple[Facts, list[str]]:
 
 def import_unsloth() -> tuple[str | None, str | None]:
     """Import Unsloth; return (the error if it failed, a note if it came too late)."""
+    if "unsloth" in sys.modules:  # imported earlier (it warned then if it was too late)
+        return None, None
     already = [name for name in PATCHED_BY_UNSLOTH if name in sys.modules]
     try:
         import unsloth  # noqa: F401  (importing it is what patches transformers and PEFT)
