@@ -124,6 +124,13 @@ def test_bench_rows_are_exactly_the_sequence_length(gpu, demo_tokenizer, tmp_pat
     assert encoded.stats["train"]["truncated"] == 6
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_has_cuda(), reason="on a GPU, tests/test_gpu.py runs the real benchmark")
 def test_one_row_each_way_on_this_cpu(gpu, tiny_model_dir, tmp_path):
     """The measuring code itself, with hf on the tiny model (CPU numbers, not a benchmark)."""
     rows = []

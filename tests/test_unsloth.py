@@ -206,12 +206,20 @@ def _method_parameters(path: Path, class_name: str, method: str) -> set[str]:
 
 # -- this CPU machine, as it is --------------------------------------------------------------
 
-def test_unsloth_on_this_cpu_fails_before_anything_loads(tiny_model_dir, tmp_path):
+def _has_cuda() -> bool:
     import torch
 
+    return torch.cuda.is_available()
+
+
+cpu_only = pytest.mark.skipif(_has_cuda(), reason="describes a machine without a GPU; "
+                              "tests/test_gpu.py covers GPUs")
+
+
+@cpu_only
+def test_unsloth_on_this_cpu_fails_before_anything_loads(tiny_model_dir, tmp_path):
     from workbench import train
 
-    assert not torch.cuda.is_available(), "this test describes a machine without a GPU"
     config = tiny_config(tiny_model_dir, ORDERS, tmp_path / "runs",
                          model={"backend": "unsloth"})
     began = time.perf_counter()
@@ -223,6 +231,7 @@ def test_unsloth_on_this_cpu_fails_before_anything_loads(tiny_model_dir, tmp_pat
     assert not (tmp_path / "runs").exists()  # no run folder: nothing was started
 
 
+@cpu_only
 def test_4bit_on_this_cpu_fails_before_anything_loads(tiny_model_dir, tmp_path):
     from workbench import train
 
@@ -242,6 +251,7 @@ def test_packing_with_unsloth_is_a_config_error(tmp_path):
     tiny_config("/m", ORDERS, tmp_path, data={"packing": True}).validate()
 
 
+@cpu_only
 def test_cli_refuses_unsloth_in_one_line_without_loading_transformers(tiny_model_dir, tmp_path):
     config = {"model": {"name": tiny_model_dir, "backend": "unsloth"},
               "data": {"path": str(ORDERS)}, "train": {"max_steps": 2},
@@ -262,6 +272,7 @@ def test_cli_refuses_unsloth_in_one_line_without_loading_transformers(tiny_model
     assert not (tmp_path / "runs").exists()
 
 
+@cpu_only
 def test_auto_records_hf_and_why_in_the_run_folder(tiny_model_dir, tmp_path):
     from workbench import train
 
@@ -289,7 +300,7 @@ def test_model_loss_path_trains_the_same_objective(tiny_model_dir, orders_subset
     from workbench.engine.run import training_arguments
     from workbench.engine.trainer import make_trainer
 
-    config = tiny_config(tiny_model_dir, orders_subset, tmp_path,
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path, model={"dtype": "float32"},
                          train={"gradient_checkpointing": True})
     bundle = HFBackend().load(config)
     rows = encode_splits(load_splits(config.data, 0), bundle.tokenizer, config.data).train
