@@ -59,9 +59,9 @@ def _trainer_class():
             super().__init__(*args, **kwargs)
             self._tokens_pending = None
             self._staging_root = None  # set while a checkpoint is being written
-            # model_loss: Unsloth's models compute their loss with a fused linear
-            # cross-entropy that never builds full-vocabulary logits (the memory the
-            # selective loss saves on CPU), and Unsloth's patched Trainer.compute_loss
+            # model_loss: Unsloth's models compute their loss with a fused cross-entropy
+            # that builds the vocabulary logits in chunks sized to the free VRAM (the
+            # memory the selective loss saves on CPU), and Unsloth's patched compute_loss
             # attaches the fp16 grad scaler to that loss and passes num_items_in_batch.
             # The selective loss calls the decoder and the head separately and would go
             # around all of it, so those models keep their own loss.
