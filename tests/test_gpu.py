@@ -150,8 +150,10 @@ base = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).to
 model = PeftModel.from_pretrained(base, sys.argv[2]).eval()
 tokenizer = load_tokenizer(sys.argv[1], False)
 cases = test_cases()
-tuned = success_rate(score(generate(model, tokenizer, [p for p, _ in cases], max_new_tokens=48), cases))
-untuned = success_rate(score(generate(model, tokenizer, [p for p, _ in cases], max_new_tokens=48, base=True), cases))
+prompts = [p for p, _ in cases]
+tuned = success_rate(score(generate(model, tokenizer, prompts, max_new_tokens=48), cases))
+untuned = success_rate(score(generate(model, tokenizer, prompts, max_new_tokens=48, base=True),
+                             cases))
 print(json.dumps({"tuned": tuned, "base": untuned, "unsloth": "unsloth" in sys.modules}))
 """
     done = python(code, demo_dir, str(adapter))
