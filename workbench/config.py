@@ -46,8 +46,9 @@ class ModelSettings:
         "auto", "Training backend: `auto` (Unsloth on a CUDA GPU when installed, else `hf`), "
         "`hf` (transformers + PEFT) or `unsloth`.", choices=("auto", "hf", "unsloth"))
     dtype: str = setting(
-        "auto", "Weight dtype: `auto` is float32 on CPU, bfloat16 on GPUs that support it, "
-        "else float16.", choices=("auto", "float32", "bfloat16", "float16"))
+        "auto", "Weight dtype: `auto` is float32 on CPU, bfloat16 on GPUs of compute "
+        "capability 8.0 or newer (Ampere on), else float16.",
+        choices=("auto", "float32", "bfloat16", "float16"))
     load_in_4bit: bool = setting(False, "QLoRA: load the frozen base in 4 bits (CUDA GPU only).")
     trust_remote_code: bool = setting(
         False, "Run Python code shipped with a hub model. Off unless you trust its author.")
@@ -218,6 +219,11 @@ class RunConfig:
         if not data.path and not data.train_path:
             problems.append("data.path: required; give a dataset file, e.g. "
                             "`--set data.path=examples.jsonl`")
+        if data.packing and self.model.backend == "unsloth":
+            problems.append("data.packing is not supported with model.backend unsloth: Unsloth "
+                            "ignores the attention mask while training, so packed examples "
+                            "would see each other; use data.group_by_length instead, or "
+                            "backend hf")
         if data.packing and data.group_by_length:
             problems.append("data.packing and data.group_by_length are both true; packing "
                             "already removes padding, so set group_by_length: false")

@@ -23,6 +23,11 @@ class ModelBundle:
     dtype: str
     source: str  # the folder the weights were read from
     notes: list[str]
+    # The model's own loss must be used: the backend made it fast (Unsloth's fused
+    # cross-entropy), and the engine's selective loss would go around it.
+    model_loss: bool = False
+    # The backend set up gradient checkpointing itself; Trainer must not redo it.
+    backend_checkpointing: bool = False
 
 
 class Backend(Protocol):

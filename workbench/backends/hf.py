@@ -12,13 +12,35 @@ from workbench.errors import BackendUnavailable, ModelError
 from workbench.secrets import redact_log_records
 
 
-def resolve_dtype(requested: str, on_cuda: bool, bf16_ok: bool) -> str:
-    """The dtype to load weights in. CPUs train in float32: bf16 there is slow or unsupported."""
-    if requested != "auto":
-        return requested
-    if not on_cuda:
-        return "float32"
-    return "bfloat16" if bf16_ok else "float16"
+# bfloat16 needs Ampere (compute capability 8.0) or newer in hardware. torch's
+# is_bf16_supported() also says yes on older GPUs that only emulate it (slowly), so the
+# rule reads the compute capability instead.
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def resolve_dtype(requested: str, capability: tuple[int, int] | None) -> str:
+    """The dtype to load weights and train in; capability is the GPU's (None on a CPU).
+
+    auto: float32 on a CPU (bf16 there is slow or unsupported), bfloat16 on GPUs of
+    compute capability 8.0 or newer, float16 on older GPUs."""
+    if capability is None:
+        if requested == "float16":
+            raise ModelError("model.dtype float16 cannot train on a CPU; use auto or float32")
+        return "float32" if requested == "auto" else requested
+    bf16 = tuple(capability) >= BF16_MIN_CAPABILITY
+    if requested == "auto":
+        return "bfloat16" if bf16 else "float16"
+    if requested == "bfloat16" and not bf16:
+        raise ModelError(f"model.dtype bfloat16 needs a GPU of compute capability 8.0 or newer "
+                         f"(Ampere); this one is {capability[0]}.{capability[1]}, so use auto "
+                         "or float16")
+    return requested
+
+
+def gpu_capability() -> tuple[int, int] | None:
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None
 
 
 class HFBackend:
@@ -31,11 +53,9 @@ class HFBackend:
 
         hf_logging.disable_progress_bar()  # our own sinks report progress
         redact_log_records()  # loaders log the values they choke on
-        on_cuda = torch.cuda.is_available()
-        dtype = resolve_dtype(config.model.dtype, on_cuda,
-                              on_cuda and torch.cuda.is_bf16_supported())
-        if dtype == "float16" and not on_cuda:
-            raise ModelError("model.dtype float16 cannot train on a CPU; use auto or float32")
+        capability = gpu_capability()
+        on_cuda = capability is not None
+        dtype = resolve_dtype(config.model.dtype, capability)
         notes = []
         source = resolve_model(config.model.name)
         tokenizer = load_tokenizer(source, config.model.trust_remote_code)
@@ -86,6 +106,7 @@ def load_model(source: str, config: RunConfig, dtype, on_cuda: bool):
               # safetensors only, unless the config allows pickle (which can run code)
               "use_safetensors": None if config.model.allow_pickle else True}
     if config.model.load_in_4bit:
+        # compute in the run's dtype: bf16 or fp16 by the GPU's capability
         kwargs["quantization_config"] = four_bit_config(on_cuda, dtype)
         kwargs["device_map"] = {"": 0}
     try:
@@ -98,14 +119,16 @@ def load_model(source: str, config: RunConfig, dtype, on_cuda: bool):
 
 
 def four_bit_config(on_cuda: bool, dtype):
+    """NF4 with double quantization (the QLoRA recipe). select_backend has already refused
+    4-bit without a GPU or bitsandbytes; this repeats it for callers that load directly."""
     import importlib.util
 
-    if not on_cuda:
-        raise BackendUnavailable("model.load_in_4bit needs an NVIDIA GPU with CUDA; none was "
-                                 "found, so set load_in_4bit: false on this machine")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise BackendUnavailable("model.load_in_4bit needs bitsandbytes; install it with "
-                                 "pip install bitsandbytes")
+    from workbench.backends import Facts, quantization_problems
+
+    problems = quantization_problems(Facts(
+        cuda=on_cuda, bitsandbytes_installed=importlib.util.find_spec("bitsandbytes") is not None))
+    if problems:
+        raise BackendUnavailable(problems[0])
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",

@@ -49,6 +49,7 @@ class Run:
         self.callback = None
         self.trainer = None
         self.data_stats: dict = {}
+        self.backend = None  # chosen before anything loads, so a missing GPU fails at once
         self.backend_reason = ""
 
     @classmethod
@@ -62,7 +63,12 @@ class Run:
 
     def execute(self) -> RunResult:
         """Run to the end and return its status and summary; errors are recorded, then raised."""
+        from workbench.backends import select_backend
+
         started = time.time()
+        # First: a backend that cannot run here fails before data or model load, and
+        # Unsloth (when chosen) is imported before anything imports transformers.
+        self.backend, self.backend_reason = select_backend(self.config)
         splits = load_splits(self.config.data, self.config.train.seed)  # bad data fails here
         versions = library_versions()
         if self.resume_dir:
@@ -92,10 +98,7 @@ class Run:
     # -- setup ---------------------------------------------------------------------------
 
     def _setup(self, splits, versions: dict) -> None:
-        from workbench.backends import select_backend
-
-        backend, self.backend_reason = select_backend(self.config.model.backend)
-        self.bundle = backend.load(self.config)
+        self.bundle = self.backend.load(self.config)
         encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data)
         self.data_stats = encoded.stats
         self.chat = splits.format in ("messages", "alpaca")
@@ -108,6 +111,8 @@ class Run:
         bundle = self.bundle
         return {**versions, "python": platform.python_version(), "platform": platform.platform(),
                 "device": bundle.device, "gpu": torch.cuda.get_device_name(0)
+                if bundle.device == "cuda" else None,
+                "gpu_capability": ".".join(map(str, torch.cuda.get_device_capability(0)))
                 if bundle.device == "cuda" else None, "cpu_count": os.cpu_count(),
                 "torch_threads": torch.get_num_threads(), "dtype": bundle.dtype,
                 "backend": bundle.backend, "backend_reason": self.backend_reason,
@@ -138,7 +143,8 @@ class Run:
             else PaddingCollator(pad)
         trainer = make_trainer(model=bundle.model, args=args, train_dataset=encoded.train,
                                eval_dataset=encoded.eval or None, data_collator=collator,
-                               processing_class=bundle.tokenizer, callbacks=[self.callback])
+                               processing_class=bundle.tokenizer, callbacks=[self.callback],
+                               model_loss=bundle.model_loss)
         self.callback.trainer = trainer
         return trainer
 
@@ -251,7 +257,9 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
         save_steps=train.save_every or 500, save_total_limit=train.keep_checkpoints,
         report_to="none", disable_tqdm=True, log_level="warning",
         use_cpu=bundle.device == "cpu", bf16=bundle.dtype == "bfloat16",
-        fp16=bundle.dtype == "float16", gradient_checkpointing=train.gradient_checkpointing,
+        fp16=bundle.dtype == "float16",
+        # Unsloth set up its own (offloading) checkpointing; Trainer's would replace it.
+        gradient_checkpointing=train.gradient_checkpointing and not bundle.backend_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         train_sampling_strategy="group_by_length" if cfg.data.group_by_length else "random",
         remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
@@ -280,4 +288,9 @@ def library_versions() -> dict:
             result[name] = version(name)
         except PackageNotFoundError:
             result[name] = None
+    for name in ("unsloth", "unsloth_zoo", "bitsandbytes"):  # optional: listed when installed
+        try:
+            result[name] = version(name)
+        except PackageNotFoundError:
+            pass
     return result

@@ -55,11 +55,17 @@ def _trainer_class():
     from transformers import Trainer
 
     class WorkbenchTrainer(Trainer):
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args, model_loss: bool = False, **kwargs):
             super().__init__(*args, **kwargs)
             self._tokens_pending = None
             self._staging_root = None  # set while a checkpoint is being written
-            self._selective_head = uses_standard_head(self.model)
+            # model_loss: Unsloth's models compute their loss with a fused cross-entropy
+            # that builds the vocabulary logits in chunks sized to the free VRAM (the
+            # memory the selective loss saves on CPU), and Unsloth's patched compute_loss
+            # attaches the fp16 grad scaler to that loss and passes num_items_in_batch.
+            # The selective loss calls the decoder and the head separately and would go
+            # around all of it, so those models keep their own loss.
+            self._selective_head = not model_loss and uses_standard_head(self.model)
             if self._selective_head:
                 # Our loss divides by the trained-token count of the whole accumulated
                 # batch, so Trainer must pass that count and not divide by grad_accum again.
@@ -104,10 +110,11 @@ def _trainer_class():
     return WorkbenchTrainer
 
 
-def make_trainer(**kwargs):
+def make_trainer(model_loss: bool = False, **kwargs):
+    """A Trainer with the selective loss, or with the model's own when model_loss is set."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    trainer = _trainer_class()(**kwargs)
+    trainer = _trainer_class()(model_loss=model_loss, **kwargs)
     for noisy in (PrinterCallback, ProgressCallback):  # our sinks report progress instead
         trainer.remove_callback(noisy)
     return trainer
