@@ -32,6 +32,7 @@ class LiveView:
         self.redraw_seconds = redraw_seconds
         self.status = widgets.HTML(status_html("idle", "set up a run and press Start"))
         self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.chart.add_class("workbench-live-chart")
         self.samples = widgets.HTML()
         self._chart = None  # a LiveChart, made on the first redraw
         self._gap = redraw_seconds
