@@ -29,6 +29,9 @@ QUICKSTART = REPO / "notebooks" / "01-quickstart.ipynb"
 # Enough steps that the run is still going when Pause is clicked; Stop ends it.
 MAX_STEPS = 5000
 KERNEL_PROMPT_SECONDS = 20  # a cell run while training must finish within this
+CONTROLS = ("Start", "Pause", "Resume", "Stop", "Save checkpoint now")
+WHILE_RUNNING = {"Pause", "Stop", "Save checkpoint now"}
+WHILE_PAUSED = {"Resume", "Stop", "Save checkpoint now"}
 
 
 def require_browser_stack() -> None:
@@ -132,6 +135,19 @@ class Quickstart:
     def chart_src(self) -> str:
         return self.chart.get_attribute("src", timeout=1000) if self.chart.count() else ""
 
+    def enabled_buttons(self) -> set[str]:
+        return {label for label in CONTROLS if self.button(label).is_enabled()}
+
+    def wait_buttons(self, enabled: set[str], timeout: float = 30) -> None:
+        """Wait until exactly `enabled` of the run controls can be clicked."""
+        self.lab.wait_until(f"the enabled buttons {sorted(enabled)} "
+                            f"(enabled now: {sorted(self.enabled_buttons())})",
+                            lambda: self.enabled_buttons() == enabled, timeout)
+
+    def show(self) -> None:
+        """Scroll the dashboard's top (buttons, status line, tabs) to the top of the view."""
+        self.dashboard.evaluate("node => node.scrollIntoView({block: 'start'})")
+
     def check_no_widget_errors(self) -> None:
         errors = self.page.get_by_text("Error displaying widget")
         if errors.count():
@@ -172,17 +188,19 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     nb.run("dash.start()", "Run All Above Selected Cell")
     lab.wait_until("the dashboard's Start button",
                    lambda: nb.button("Start").is_visible() and nb.state() == "idle", timeout=180)
-    for label in ("Start", "Pause", "Resume", "Stop", "Save checkpoint now"):
+    for label in CONTROLS:
         assert nb.button(label).is_visible(), f"no {label} button"
     for title in ("Setup", "Training", "Chat", "History"):
         assert nb.dashboard.locator(".lm-TabBar-tab", has_text=title).is_visible(), title
+    assert nb.enabled_buttons() == {"Start"}
     nb.check_no_widget_errors()
-    nb.dashboard.scroll_into_view_if_needed()
+    nb.show()
     lab.screenshot("dashboard")
 
     # 2. Start: the step counter advances and the loss chart is redrawn at least twice.
     nb.click("Start")
     nb.wait_state("running", timeout=120)
+    nb.wait_buttons(WHILE_RUNNING)
     charts = []
 
     def chart_changed_twice():
@@ -195,7 +213,12 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     lab.wait_until(f"the loss chart redrawn twice (seen {len(charts)} images)",
                    chart_changed_twice, timeout=60)
     nb.wait_step_above(first)
+    # The base model answered the notebook's three sample prompts (each spans lines).
+    rows = nb.dashboard.locator("table.workbench-samples tbody tr")
+    lab.wait_until("the samples grid", lambda: rows.count() > 0, timeout=60)
+    assert rows.count() == 3, [lab.text(row.locator("th")) for row in rows.all()]
     nb.check_no_widget_errors()
+    nb.show()
     lab.screenshot("training")
 
     # 3. The kernel answers another cell while the run goes on.
@@ -211,12 +234,13 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     lab.screenshot("kernel-responsive")
 
     # 4. Pause: the state changes and the step counter holds still.
-    nb.dashboard.scroll_into_view_if_needed()
     nb.click("Pause")
     nb.wait_state("paused")
+    nb.wait_buttons(WHILE_PAUSED)
     paused_at = nb.step()
     page.wait_for_timeout(1500)
     assert nb.step() == paused_at, "the step counter moved while paused"
+    nb.show()
     lab.screenshot("paused")
 
     # 5. Chat with the paused model.
@@ -224,21 +248,26 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     box = nb.dashboard.get_by_placeholder("Ask the model something and press Enter")
     box.fill("I want two lattes in Lisbon")
     box.press("Enter")
+    transcript = nb.dashboard.locator(".widget-html-content", has_text="you:")
     lab.wait_until("the tuned model's answer in the Chat tab",
-                   lambda: "tuned:" in lab.text(nb.dashboard.locator(".widget-html-content",
-                                                                     has_text="you:")),
-                   timeout=60)
+                   lambda: "tuned:" in lab.text(transcript), timeout=60)
+    print(f"[e2e] chat transcript: {lab.text(transcript)!r}")
+    nb.show()
     lab.screenshot("chat")
 
     # 6. Resume, then Stop; the dashboard and summary.json agree.
     nb.tab("Training")
     nb.click("Resume")
     nb.wait_state("running")
+    nb.wait_buttons(WHILE_RUNNING)
     nb.wait_step_above(paused_at)
+    nb.show()
     lab.screenshot("resumed")
     nb.click("Stop")
     nb.wait_state("stopped", timeout=120)
+    nb.wait_buttons({"Start"})  # the worker thread has ended: the run folder is complete
     nb.check_no_widget_errors()
+    nb.show()
     lab.screenshot("stopped")
     shown_step = nb.step()
     run_dirs = sorted(runs.glob("quickstart-*"))
@@ -261,9 +290,10 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
                    lambda: re.search(r"\[\d+\]", nb.prompt("dash.start()"))
                    and nb.state() == "running", timeout=KERNEL_PROMPT_SECONDS + 40)
     nb.wait_step_above(0)
-    nb.dashboard.scroll_into_view_if_needed()
+    nb.show()
     lab.screenshot("started-from-cell")
     nb.click("Stop")
     nb.wait_state("stopped", timeout=120)
+    nb.wait_buttons({"Start"})
     nb.check_no_widget_errors()
     assert len(list(runs.glob("quickstart-*"))) == 2
