@@ -1,7 +1,8 @@
 """Details the browser test showed: list fields in the dashboard form (sample.prompts) hold
 one entry per line, or entries that span lines separated by a `---` line (the demo prompts
 span lines, and the form once split each into an instruction-only and a message-only
-prompt); an empty model answer is shown as such, not as a blank."""
+prompt); an empty model answer is shown as such, not as a blank; a second run does not
+inherit the first run's chart axes."""
 
 import pytest
 
@@ -41,3 +42,18 @@ def test_an_empty_answer_is_labelled_not_blank():
     assert transcript.count("(empty answer)") == 1 and "hello" in transcript
     table = samples_table_html({"p": ""}, {5: {"p": "x"}}, ["p", "q"])
     assert table.count("(empty answer)") == 1 and "<i>…</i>" in table  # q: not answered yet
+
+
+def test_a_new_run_starts_with_a_fresh_chart():
+    from workbench.ui.live import LiveView
+
+    fresh = LiveView()
+    fresh.redraw()
+    view = LiveView()
+    view.history.update(step=[1, 2, 3], loss=[10.8, 10.7, 10.6], learning_rate=[1e-3] * 3,
+                        grad_norm=[0.6, 0.7, 0.6])
+    view.redraw()
+    assert view.chart.value != fresh.chart.value
+    view.reset()  # what Start does before the next run
+    view.redraw()
+    assert view.chart.value == fresh.chart.value  # not the last run's axis ranges

@@ -34,7 +34,6 @@ class LiveView:
         self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.chart.add_class("workbench-live-chart")
         self.samples = widgets.HTML()
-        self._chart = None  # a LiveChart, made on the first redraw
         self._gap = redraw_seconds
         self.redraws = 0  # how many times the chart was drawn (tests and benchmarks read it)
         self.reset()
@@ -48,6 +47,9 @@ class LiveView:
         self.last_step: StepLogged | None = None
         self.run_dir = ""
         self._last_draw = 0.0
+        # A LiveChart, made on the first redraw of each run: an empty figure reused from the
+        # last run would keep that run's axis ranges.
+        self._chart = None
 
     # -- events --------------------------------------------------------------------------
 
