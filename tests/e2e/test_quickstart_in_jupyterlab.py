@@ -34,8 +34,10 @@ WHILE_RUNNING = {"Pause", "Stop", "Save checkpoint now"}
 WHILE_PAUSED = {"Resume", "Stop", "Save checkpoint now"}
 
 
+@pytest.fixture(scope="session", autouse=True)
 def require_browser_stack() -> None:
-    """Skip without Playwright, JupyterLab or Chromium; under CI a missing piece fails."""
+    """Skip without Playwright, JupyterLab or Chromium; under CI a missing piece fails.
+    (Session-scoped and autouse, so it is checked before the tiny model is built.)"""
     missing = [f"the Python package {name} (pip install -e '.[dev]')"
                for name in ("playwright", "jupyterlab") if importlib.util.find_spec(name) is None]
     if not os.access(CHROMIUM, os.X_OK):
@@ -155,7 +157,6 @@ class Quickstart:
 
 
 def test_quickstart_dashboard_in_jupyterlab(tiny_model_dir, orders_subset, tmp_path, artifacts):
-    require_browser_stack()
     from playwright.sync_api import sync_playwright
 
     root = tmp_path / "lab"
