@@ -140,15 +140,17 @@ class LabPage:
         self.shots.append(path)
         return path
 
-    def wait_until(self, what: str, check, timeout: float, every: float = 0.25):
-        """Poll `check()` until it returns something truthy; return that."""
+    def wait_until(self, what, check, timeout: float, every: float = 0.25):
+        """Poll `check()` until it returns something truthy; return that. `what` names
+        the awaited thing; a callable is asked at the timeout (to show what it saw)."""
         deadline = time.monotonic() + timeout
         while True:
             value = check()
             if value:
                 return value
             if time.monotonic() > deadline:
-                self.fail(f"{what}: not seen within {timeout:.0f}s")
+                self.fail(f"{what() if callable(what) else what}: not seen within "
+                          f"{timeout:.0f}s")
             self.page.wait_for_timeout(every * 1000)
 
     def fail(self, message: str):

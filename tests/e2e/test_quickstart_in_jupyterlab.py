@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "notebooks" / "01-quickstart.ipynb"
 # Enough steps that the run is still going when Pause is clicked; Stop ends it.
 MAX_STEPS = 5000
-KERNEL_PROMPT_SECONDS = 20  # a cell run while training must finish within this
+KERNEL_PROMPT_SECONDS = 10  # a cell run while training must finish within this
 CONTROLS = ("Start", "Pause", "Resume", "Stop", "Save checkpoint now")
 WHILE_RUNNING = {"Pause", "Stop", "Save checkpoint now"}
 WHILE_PAUSED = {"Resume", "Stop", "Save checkpoint now"}
@@ -126,11 +126,12 @@ class Quickstart:
         return number(r"step (\d+) /", self.lab.text(self.status))
 
     def wait_state(self, state: str, timeout: float = 60) -> None:
-        self.lab.wait_until(f"the dashboard state {state!r} (it shows {self.state()!r})",
+        self.lab.wait_until(lambda: f"the dashboard state {state!r} (it shows {self.state()!r})",
                             lambda: self.state() == state, timeout)
 
     def wait_step_above(self, step: int, timeout: float = 60) -> int:
-        return self.lab.wait_until(f"the step counter above {step}",
+        return self.lab.wait_until(lambda: f"the step counter above {step} "
+                                           f"(it shows {self.lab.text(self.status)!r})",
                                    lambda: (s := self.step()) is not None and s > step and s,
                                    timeout)
 
@@ -142,8 +143,8 @@ class Quickstart:
 
     def wait_buttons(self, enabled: set[str], timeout: float = 30) -> None:
         """Wait until exactly `enabled` of the run controls can be clicked."""
-        self.lab.wait_until(f"the enabled buttons {sorted(enabled)} "
-                            f"(enabled now: {sorted(self.enabled_buttons())})",
+        self.lab.wait_until(lambda: f"the enabled buttons {sorted(enabled)} "
+                                    f"(enabled now: {sorted(self.enabled_buttons())})",
                             lambda: self.enabled_buttons() == enabled, timeout)
 
     def show(self) -> None:
@@ -168,24 +169,29 @@ def test_quickstart_dashboard_in_jupyterlab(tiny_model_dir, orders_subset, tmp_p
                        env=kernel_environment())
     with server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        lab = LabPage(browser.new_page(viewport={"width": 1400, "height": 1200}), artifacts)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            lab = LabPage(page, artifacts)
-            walk_through(lab, Quickstart(lab), server.notebook_url(notebook), runs)
+            nb = Quickstart(lab)
+            open_dashboard(nb, server.notebook_url(notebook))
+            start_and_watch(nb)
+            run_a_cell_while_training(nb)
+            pause_and_chat(nb)
+            resume_stop_and_compare(nb, runs)
+            run_the_report_cells(nb)
+            start_from_the_notebook_cell(nb, runs)
         finally:
             (artifacts / "browser-console.log").write_text("\n".join(lab.console) + "\n")
             browser.close()
 
 
-def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
-    page = lab.page
-    page.goto(url)
-    kernel = page.locator(".jp-StatusBar-TextItem", has_text="Python 3")
+def open_dashboard(nb: Quickstart, url: str) -> None:
+    """Run the cells up to the dashboard; it renders with all its controls."""
+    lab = nb.lab
+    nb.page.goto(url)
+    kernel = nb.page.locator(".jp-StatusBar-TextItem", has_text="Python 3")
     lab.wait_until("the notebook with an idle kernel", lambda: "| Idle" in lab.text(kernel),
                    timeout=120)
     lab.screenshot("notebook-open")
-
-    # 1. The cells up to the dashboard; the dashboard renders with all its controls.
     nb.run("dash.start()", "Run All Above Selected Cell")
     lab.wait_until("the dashboard's Start button",
                    lambda: nb.button("Start").is_visible() and nb.state() == "idle", timeout=180)
@@ -198,7 +204,10 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     nb.show()
     lab.screenshot("dashboard")
 
-    # 2. Start: the step counter advances and the loss chart is redrawn at least twice.
+
+def start_and_watch(nb: Quickstart) -> None:
+    """Start: the step counter advances and the loss chart is redrawn at least twice."""
+    lab = nb.lab
     nb.click("Start")
     nb.wait_state("running", timeout=120)
     nb.wait_buttons(WHILE_RUNNING)
@@ -211,7 +220,7 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
         return len(charts) >= 3
 
     first = nb.wait_step_above(0)
-    lab.wait_until(f"the loss chart redrawn twice (seen {len(charts)} images)",
+    lab.wait_until(lambda: f"the loss chart redrawn twice (seen {len(charts)} images)",
                    chart_changed_twice, timeout=60)
     nb.wait_step_above(first)
     # The base model answered the notebook's three sample prompts (each spans lines).
@@ -222,29 +231,31 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     nb.show()
     lab.screenshot("training")
 
-    # 3. The kernel answers another cell while the run goes on.
+
+def run_a_cell_while_training(nb: Quickstart) -> None:
+    """The kernel answers another cell promptly while the run goes on."""
     before = nb.step()
     began = time.monotonic()
     nb.run("dash.chat(", "Run Selected Cell")
-    lab.wait_until("the chat cell's answer while training",
-                   lambda: "The run is running" in nb.output("dash.chat("),
-                   timeout=KERNEL_PROMPT_SECONDS)
-    answered = time.monotonic() - began
-    print(f"[e2e] a cell run during training answered in {answered:.1f}s")
+    nb.lab.wait_until("the chat cell's answer while training",
+                      lambda: "The run is running" in nb.output("dash.chat("),
+                      timeout=KERNEL_PROMPT_SECONDS)
+    print(f"[e2e] a cell run during training answered in {time.monotonic() - began:.1f}s")
     nb.wait_step_above(before)  # training went on meanwhile
-    lab.screenshot("kernel-responsive")
+    nb.lab.screenshot("kernel-responsive")
 
-    # 4. Pause: the state changes and the step counter holds still.
+
+def pause_and_chat(nb: Quickstart) -> None:
+    """Pause: the state changes and the step counter holds still; the Chat tab answers."""
+    lab = nb.lab
     nb.click("Pause")
     nb.wait_state("paused")
     nb.wait_buttons(WHILE_PAUSED)
     paused_at = nb.step()
-    page.wait_for_timeout(1500)
+    nb.page.wait_for_timeout(1500)
     assert nb.step() == paused_at, "the step counter moved while paused"
     nb.show()
     lab.screenshot("paused")
-
-    # 5. Chat with the paused model.
     nb.tab("Chat")
     box = nb.dashboard.get_by_placeholder("Ask the model something and press Enter")
     box.fill("I want two lattes in Lisbon")
@@ -255,9 +266,13 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     print(f"[e2e] chat transcript: {lab.text(transcript)!r}")
     nb.show()
     lab.screenshot("chat")
-
-    # 6. Resume, then Stop; the dashboard and summary.json agree.
     nb.tab("Training")
+
+
+def resume_stop_and_compare(nb: Quickstart, runs: Path) -> None:
+    """Resume, then Stop; the dashboard and the run folder's summary.json agree."""
+    lab = nb.lab
+    paused_at = nb.step()
     nb.click("Resume")
     nb.wait_state("running")
     nb.wait_buttons(WHILE_RUNNING)
@@ -270,31 +285,36 @@ def walk_through(lab: LabPage, nb: Quickstart, url: str, runs: Path) -> None:
     nb.check_no_widget_errors()
     nb.show()
     lab.screenshot("stopped")
-    shown_step = nb.step()
     run_dirs = sorted(runs.glob("quickstart-*"))
     assert len(run_dirs) == 1, run_dirs
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
-    assert (summary["status"], summary["step"]) == ("stopped", shown_step), summary
-    assert str(run_dirs[0]) in lab.text(nb.status)
+    assert (summary["status"], summary["step"]) == (nb.state(), nb.step()), summary
+    assert summary["status"] == "stopped" and str(run_dirs[0]) in lab.text(nb.status)
 
-    # 7. The rest of the notebook: chat from code and the run summary.
+
+def run_the_report_cells(nb: Quickstart) -> None:
+    """The rest of the notebook: chat from code (both models) and the run summary."""
     nb.run("dash.chat(", "Run Selected Cell and All Below")
-    lab.wait_until("the summary cell's output",
-                   lambda: "'status': 'stopped'" in nb.output("dash.result.run_dir"), timeout=60)
+    nb.lab.wait_until("the summary cell's output",
+                      lambda: "'status': 'stopped'" in nb.output("dash.result.run_dir"),
+                      timeout=60)
     assert "tuned:" in nb.output("dash.chat(") and "base:" in nb.output("dash.chat(")
     nb.cell("dash.result.run_dir").scroll_into_view_if_needed()
-    lab.screenshot("report-cells")
+    nb.lab.screenshot("report-cells")
 
-    # 8. The notebook's own start cell returns at once and trains in the background.
+
+def start_from_the_notebook_cell(nb: Quickstart, runs: Path) -> None:
+    """The notebook's own `dash.start()` cell returns at once; the run goes on behind it.
+    (A kernel taken for headless would block that cell until the run ends.)"""
     nb.run("dash.start()", "Run Selected Cell")
-    lab.wait_until("the dash.start() cell finished while its run goes on",
-                   lambda: re.search(r"\[\d+\]", nb.prompt("dash.start()"))
-                   and nb.state() == "running", timeout=KERNEL_PROMPT_SECONDS + 40)
+    nb.lab.wait_until("the dash.start() cell finished while its run goes on",
+                      lambda: re.search(r"\[\d+\]", nb.prompt("dash.start()"))
+                      and nb.state() == "running", timeout=KERNEL_PROMPT_SECONDS + 60)
     nb.wait_step_above(0)
     nb.cell("dash.start()").scroll_into_view_if_needed()
-    lab.screenshot("started-from-cell")
+    nb.lab.screenshot("started-from-cell")
     nb.show()
-    lab.screenshot("second-run")
+    nb.lab.screenshot("second-run")
     nb.click("Stop")
     nb.wait_state("stopped", timeout=120)
     nb.wait_buttons({"Start"})
