@@ -61,6 +61,7 @@ class Dashboard(widgets.VBox):
         self._tokenizers: dict = {}
         self._build()
         self._set_buttons("idle")
+        self.add_class("workbench-dashboard")  # a stable hook for styling and browser tests
 
     # -- layout --------------------------------------------------------------------------
 

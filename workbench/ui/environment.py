@@ -11,6 +11,7 @@ forced with `Dashboard(interactive=...)` or WORKBENCH_INTERACTIVE=0/1.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -37,23 +38,40 @@ def is_interactive() -> bool:
         return True
     if not in_kernel():
         return False
-    launcher = parent_command().lower()
+    launcher = program_name(parent_command())
     return not any(runner in launcher for runner in HEADLESS_RUNNERS)
 
 
-def parent_command() -> str:
-    """The command line of the process that started this one ('' when unknown)."""
+def program_name(command: list[str]) -> str:
+    """The program a command line runs, lower-cased: `pytest` for `python -m pytest x`,
+    `jupyter-lab` for `python /venv/bin/jupyter-lab --root_dir=/tmp/pytest-1`. Only the
+    program counts: an argument such as a folder named after pytest or papermill must not
+    turn a JupyterLab kernel headless (its buttons would then block the kernel)."""
+    words = iter(command)
+    for word in words:
+        name = os.path.basename(word).lower()
+        if word == "-m":
+            return next(words, "").lower()
+        if word in ("-X", "-W"):  # interpreter options that take a value
+            next(words, None)
+        elif not word.startswith("-") and not re.fullmatch(r"pythonw?[\d.]*(\.exe)?", name):
+            return name
+    return ""
+
+
+def parent_command() -> list[str]:
+    """The command line of the process that started this one ([] when unknown)."""
     parent = os.getppid()
     try:
         with open(f"/proc/{parent}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+            return handle.read().decode(errors="replace").split("\0")
     except OSError:
         pass
-    try:  # macOS and other systems without /proc
+    try:  # macOS and other systems without /proc (paths with spaces split wrongly here)
         return subprocess.run(["ps", "-o", "command=", "-p", str(parent)], capture_output=True,
-                              text=True, timeout=5).stdout
+                              text=True, timeout=5).stdout.split()
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return []
 
 
 def peak_memory_text() -> str:

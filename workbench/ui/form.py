@@ -18,6 +18,9 @@ from workbench.errors import ConfigError
 
 MODEL_CHOICES = ["demo"]  # plus whatever the user types: a folder, a .gguf file, a hub id
 LABEL_WIDTH = "11em"
+# List boxes hold one entry per line; entries that span lines (a prompt with a blank line
+# in it) are separated by a line holding only this instead.
+SEPARATOR = "---"
 
 
 class ConfigForm(widgets.VBox):
@@ -142,7 +145,8 @@ def _input_for(key: str, f: dataclasses.Field) -> widgets.Widget:
         return widgets.Combobox(options=MODEL_CHOICES, ensure_option=False, layout=wide,
                                 placeholder="demo, a folder, a .gguf file or a hub id")
     if _is_text_list(kinds):
-        return widgets.Textarea(placeholder="one per line", rows=3, layout=wide)
+        return widgets.Textarea(placeholder=f"one per line; or a line of {SEPARATOR} between "
+                                "entries that span lines", rows=3, layout=wide)
     return widgets.Text(layout=wide, continuous_update=True)
 
 
@@ -154,6 +158,8 @@ def _to_widget(f: dataclasses.Field, control, value):
     if isinstance(control, (widgets.Checkbox, widgets.Dropdown)):
         return value
     if isinstance(control, widgets.Textarea):
+        if any("\n" in item for item in value or []):
+            return "\n".join(f"{item}\n{SEPARATOR}" for item in value)
         return "\n".join(value or [])
     if value is None:
         return ""
@@ -162,13 +168,27 @@ def _to_widget(f: dataclasses.Field, control, value):
     return str(value)
 
 
+def _list_entries(text: str) -> list[str]:
+    lines = text.splitlines()
+    if SEPARATOR not in (line.strip() for line in lines):
+        return [line.strip() for line in lines if line.strip()]
+    entries, current = [], []
+    for line in lines + [SEPARATOR]:
+        if line.strip() == SEPARATOR:
+            entries.append("\n".join(current).strip())
+            current = []
+        else:
+            current.append(line)
+    return [entry for entry in entries if entry]
+
+
 def _from_widget(f: dataclasses.Field, control):
     import yaml
 
     if isinstance(control, (widgets.Checkbox, widgets.Dropdown)):
         return control.value
     if isinstance(control, widgets.Textarea):
-        return [line.strip() for line in control.value.splitlines() if line.strip()]
+        return _list_entries(control.value)
     text = control.value.strip()
     kinds = field_types(f)
     if not text and type(None) in kinds:

@@ -32,8 +32,8 @@ class LiveView:
         self.redraw_seconds = redraw_seconds
         self.status = widgets.HTML(status_html("idle", "set up a run and press Start"))
         self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.chart.add_class("workbench-live-chart")
         self.samples = widgets.HTML()
-        self._chart = None  # a LiveChart, made on the first redraw
         self._gap = redraw_seconds
         self.redraws = 0  # how many times the chart was drawn (tests and benchmarks read it)
         self.reset()
@@ -47,6 +47,9 @@ class LiveView:
         self.last_step: StepLogged | None = None
         self.run_dir = ""
         self._last_draw = 0.0
+        # A LiveChart, made on the first redraw of each run: an empty figure reused from the
+        # last run would keep that run's axis ranges.
+        self._chart = None
 
     # -- events --------------------------------------------------------------------------
 

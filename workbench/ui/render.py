@@ -140,8 +140,15 @@ def samples_table_html(base: dict[str, str], by_step: dict[int, dict[str, str]],
             f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+# A model can end its turn at once (an untrained model often does): say so, rather than
+# show a blank that looks like a display fault.
+EMPTY_ANSWER = '<i style="color:#969696">(empty answer)</i>'
+
+
 def _text(value: str | None) -> str:
-    return "<i>…</i>" if value is None else html.escape(value)
+    if value is None:
+        return "<i>…</i>"
+    return html.escape(value) if value else EMPTY_ANSWER
 
 
 PREVIEW_STYLES = {"trained": "background:#c7e9c0", "context": "color:#525252",
@@ -184,5 +191,5 @@ def chat_html(turns: list[tuple[str, str]]) -> str:
     colours = {"you": "#f0f0f0", "tuned": "#deebf7", "base": "#fee6ce"}
     parts = [f'<div style="background:{colours.get(who, "#ffffff")};padding:4px 8px;'
              f'margin:2px 0;border-radius:6px;white-space:pre-wrap"><b>{html.escape(who)}:</b> '
-             f"{html.escape(text)}</div>" for who, text in turns]
+             f"{_text(text)}</div>" for who, text in turns]
     return "".join(parts) or "<p><i>Say something to the model.</i></p>"

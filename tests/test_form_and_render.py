@@ -1,0 +1,59 @@
+"""Details the browser test showed: list fields in the dashboard form (sample.prompts) hold
+one entry per line, or entries that span lines separated by a `---` line (the demo prompts
+span lines, and the form once split each into an instruction-only and a message-only
+prompt); an empty model answer is shown as such, not as a blank; a second run does not
+inherit the first run's chart axes."""
+
+import pytest
+
+from workbench.ui.form import ConfigForm
+from workbench.ui.render import chat_html, samples_table_html
+
+PROMPT_LISTS = [
+    ["one line"],
+    ["first prompt", "second prompt"],
+    ["Extract the order as JSON.\n\nHi, this is Olu from Cusco. Please send 5 blankets."],
+    ["Extract the order as JSON.\n\nhey its Greta in Austin", "a one-liner", "two\nlines"],
+]
+
+
+@pytest.mark.parametrize("prompts", PROMPT_LISTS)
+def test_prompts_round_trip_through_the_form(prompts):
+    form = ConfigForm()
+    form.set_values({"data": {"path": "x.jsonl"}, "sample": {"prompts": prompts}})
+    assert form.config().sample.prompts == prompts
+
+
+@pytest.mark.parametrize("typed,prompts", [
+    ("first\n\n  second  \n", ["first", "second"]),
+    ("Extract this.\n\nHi from Lima\n---\nand this\n---\n", ["Extract this.\n\nHi from Lima",
+                                                           "and this"]),
+    ("  ---  \nonly one\nprompt", ["only one\nprompt"]),
+])
+def test_typed_prompts(typed, prompts):
+    form = ConfigForm()
+    form.set_values({"data": {"path": "x.jsonl"}})
+    form.inputs["sample.prompts"].value = typed
+    assert form.config().sample.prompts == prompts
+
+
+def test_an_empty_answer_is_labelled_not_blank():
+    transcript = chat_html([("you", "hi"), ("tuned", ""), ("base", "hello")])
+    assert transcript.count("(empty answer)") == 1 and "hello" in transcript
+    table = samples_table_html({"p": ""}, {5: {"p": "x"}}, ["p", "q"])
+    assert table.count("(empty answer)") == 1 and "<i>…</i>" in table  # q: not answered yet
+
+
+def test_a_new_run_starts_with_a_fresh_chart():
+    from workbench.ui.live import LiveView
+
+    fresh = LiveView()
+    fresh.redraw()
+    view = LiveView()
+    view.history.update(step=[1, 2, 3], loss=[10.8, 10.7, 10.6], learning_rate=[1e-3] * 3,
+                        grad_norm=[0.6, 0.7, 0.6])
+    view.redraw()
+    assert view.chart.value != fresh.chart.value
+    view.reset()  # what Start does before the next run
+    view.redraw()
+    assert view.chart.value == fresh.chart.value  # not the last run's axis ranges
