@@ -252,10 +252,11 @@ def data_check(args) -> int:
 
 def data_report(args) -> int:
     import json
+    import time
     from pathlib import Path
 
     from workbench.api import tokenizer_for
-    from workbench.data import report
+    from workbench.data import check, report
     from workbench.data_plots import length_histogram_png
 
     settings = {"model": "demo", "format": "auto", "max_length": 512,
@@ -272,15 +273,19 @@ def data_report(args) -> int:
     explicit = {"model": args.model, "format": args.format, "max_length": args.max_length,
                 "train_on": args.train_on}
     settings.update({key: value for key, value in explicit.items() if value is not None})
+    began = time.perf_counter()
+    checked = check(args.path, settings["format"], settings["system_prompt"])
+    if not checked.valid:  # before the tokenizer loads: that takes seconds
+        checked.raise_if_problems()
+    checking = time.perf_counter() - began
     tokenizer = tokenizer_for(settings["model"], trust)
-    result = report(args.path, tokenizer, max_length=settings["max_length"],
-                    train_on=settings["train_on"], fmt=settings["format"],
-                    system_prompt=settings["system_prompt"],
-                    near_threshold=args.near_threshold or None)
+    result = report(checked, tokenizer, max_length=settings["max_length"],
+                    train_on=settings["train_on"], near_threshold=args.near_threshold or None)
     png = Path(args.png or f"{Path(args.path).stem}-lengths.png")
     length_histogram_png(result, png)
     print(result.summary())
-    print(f"  histogram: {png}  ({result.seconds:.1f} s for {len(result.examples)} examples)")
+    print(f"  histogram: {png}  ({checking + result.seconds:.1f} s for "
+          f"{len(result.examples)} examples, not counting the tokenizer's loading)")
     if args.json:
         Path(args.json).write_text(json.dumps(result.as_dict(), indent=2, ensure_ascii=False)
                                    + "\n", encoding="utf-8")
@@ -288,14 +293,17 @@ def data_report(args) -> int:
 
 
 def data_clean(args) -> int:
-    from workbench.data import clean
+    from workbench.data import check, clean
 
+    checked = check(args.path, args.format)
+    if not checked.valid:  # nothing to keep: say why before loading a tokenizer
+        checked.raise_if_problems()
     tokenizer = None
     if args.model:
         from workbench.api import tokenizer_for
 
         tokenizer = tokenizer_for(args.model)
-    result = clean(args.path, args.out, fmt=args.format, tokenizer=tokenizer,
+    result = clean(checked, args.out, tokenizer=tokenizer,
                    min_tokens=args.min_tokens, max_tokens=args.max_tokens,
                    min_chars=args.min_chars, max_chars=args.max_chars,
                    near_threshold=None if args.keep_near else args.near_threshold,

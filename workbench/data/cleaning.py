@@ -21,7 +21,7 @@ from pathlib import Path
 
 from workbench.data.checking import LINE_NUMBER, CheckResult, check
 from workbench.data.dedup import NEAR_THRESHOLD, example_text, find_duplicates
-from workbench.data.encoding import encode_many
+from workbench.data.encoding import measure_many
 from workbench.data.formats import Example, Row
 from workbench.errors import DataError
 
@@ -142,16 +142,17 @@ def _invalid(checked: CheckResult) -> list[Dropped]:
 
 def _by_tokens(kept, tokenizer, train_on, low, high, dropped) -> list[tuple[Row, Example]]:
     result = []
-    encoded = encode_many([e for _, e in kept], tokenizer, max_length=10**9, train_on=train_on)
-    for (row, example), item in zip(kept, encoded):
+    measured = measure_many([e for _, e in kept], tokenizer, max_length=10**9,
+                            train_on=train_on)
+    for (row, example), item in zip(kept, measured):
         if isinstance(item, DataError):
             dropped.append(Dropped(row.where, "template_refused",
                                    str(item).removeprefix(f"{row.where}: "), row.value))
-        elif low is not None and item.length < low:
-            dropped.append(Dropped(row.where, "too_short", f"{item.length} tokens < {low}",
+        elif low is not None and item[0] < low:
+            dropped.append(Dropped(row.where, "too_short", f"{item[0]} tokens < {low}",
                                    row.value))
-        elif high is not None and item.length > high:
-            dropped.append(Dropped(row.where, "too_long", f"{item.length} tokens > {high}",
+        elif high is not None and item[0] > high:
+            dropped.append(Dropped(row.where, "too_long", f"{item[0]} tokens > {high}",
                                    row.value))
         else:
             result.append((row, example))

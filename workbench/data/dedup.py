@@ -18,7 +18,6 @@ every row would make unrelated rows look alike.
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -28,11 +27,10 @@ NEAR_THRESHOLD = 0.8
 SHINGLE = 5
 BANDS, BAND_ROWS = 25, 5
 MAX_BUCKET = 200  # a larger LSH bucket is checked against its first member only
-_SPACE = re.compile(r"\s+")
 
 
 def normalize(text: str) -> str:
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def example_text(example: Example) -> str:
@@ -43,11 +41,12 @@ def example_text(example: Example) -> str:
     return f"{example.prompt}\n{example.completion}" if example.prompt else example.completion
 
 
-def exact_groups(texts: list[str]) -> list[list[int]]:
+def exact_groups(texts: list[str], normalized: bool = False) -> list[list[int]]:
     """Indices of rows with equal normal forms, one list per repeated text, in file order."""
     seen: dict[bytes, list[int]] = {}
     for index, text in enumerate(texts):
-        key = hashlib.blake2b(normalize(text).encode(), digest_size=16).digest()
+        text = text if normalized else normalize(text)
+        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
         seen.setdefault(key, []).append(index)
     return [group for group in seen.values() if len(group) > 1]
 
@@ -66,14 +65,15 @@ def find_duplicates(texts: list[str], threshold: float | None = NEAR_THRESHOLD,
     """Exact groups and near pairs (Jaccard >= threshold; None: exact only). `drop` keeps
     the first row of each exact group, then drops a row when it is near a kept earlier one,
     so a chain a~b~c never drops a row for resembling a row that was itself dropped."""
-    result = Duplicates(exact=exact_groups(texts), threshold=threshold or 0.0)
+    texts = [normalize(text) for text in texts]
+    result = Duplicates(exact=exact_groups(texts, normalized=True), threshold=threshold or 0.0)
     for group in result.exact:
         for index in group[1:]:
             result.drop[index] = ("exact", group[0], 1.0)
     if threshold is None or len(texts) < 2:
         return result
     singles = [i for i in range(len(texts)) if i not in result.drop]
-    pairs = near_pairs([texts[i] for i in singles], threshold, seed)
+    pairs = near_pairs([texts[i] for i in singles], threshold, seed, normalized=True)
     result.near = [(singles[i], singles[j], similarity) for i, j, similarity in pairs]
     for i, j, similarity in sorted(result.near, key=lambda pair: (pair[1], pair[0])):
         if i not in result.drop and j not in result.drop:
@@ -81,12 +81,12 @@ def find_duplicates(texts: list[str], threshold: float | None = NEAR_THRESHOLD,
     return result
 
 
-def near_pairs(texts: list[str], threshold: float, seed: int = 0
+def near_pairs(texts: list[str], threshold: float, seed: int = 0, normalized: bool = False
                ) -> list[tuple[int, int, float]]:
     """Pairs (i, j, Jaccard) of texts whose shingle sets have Jaccard >= threshold."""
     import numpy as np
 
-    normal = [normalize(text) for text in texts]
+    normal = texts if normalized else [normalize(text) for text in texts]
     signatures = signatures_of(normal, seed)
     candidates = lsh_candidates(signatures)
     if not len(candidates):
@@ -199,8 +199,10 @@ def lsh_candidates(signatures):
         order = np.argsort(bucket.ravel(), kind="stable")
         starts = np.flatnonzero(np.diff(bucket.ravel()[order], prepend=-1))
         sizes = np.diff(starts, append=len(order))
-        for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-            members = order[start:start + size]  # most buckets hold one row: skipped above
+        two = starts[sizes == 2]  # most shared buckets hold a pair: no loop for those
+        pairs.append(np.stack([order[two], order[two + 1]], axis=1))
+        for start, size in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist()):
+            members = order[start:start + size]
             if len(members) > MAX_BUCKET:
                 pairs.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], 1))
                 continue

@@ -9,6 +9,7 @@ ids trained on are exactly the ids the model sees at inference.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from workbench.data.formats import Example
@@ -76,7 +77,8 @@ def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]
         if message["role"] != "assistant":
             continue
         start = len(_render_example(example, messages[:index], tokenizer, True))
-        upto = _render_example(example, messages[: index + 1], tokenizer)
+        upto = full if index + 1 == len(messages) else \
+            _render_example(example, messages[: index + 1], tokenizer)
         if not full.startswith(upto) or upto[start:].find(message["content"].strip()) < 0:
             raise DataError(
                 f"{example.where}: this model's chat template rewrites earlier turns when a "
@@ -101,7 +103,14 @@ def _trained(offsets, spans, train_on: str) -> list[bool]:
     """A token is trained when it starts inside a trained span."""
     if train_on == "all":
         return [True] * len(offsets)
-    return [any(a <= start < b for a, b in spans) for start, _ in offsets]
+    starts = [start for start, _ in offsets]
+    if starts != sorted(starts):  # offsets out of order: test token by token
+        return [any(a <= start < b for a, b in spans) for start in starts]
+    trained = [False] * len(starts)
+    for a, b in spans:  # sorted starts: each span is one run of tokens, found by bisection
+        first, end = bisect.bisect_left(starts, a), bisect.bisect_left(starts, b)
+        trained[first:end] = [True] * (end - first)
+    return trained
 
 
 def _tokenized(example: Example, tokenizer, train_on: str):
@@ -127,6 +136,21 @@ def encode_many(examples: list[Example], tokenizer, max_length: int,
                 train_on: str = "responses") -> list[Encoded | DataError]:
     """`encode` for each example (a DataError in its place when its template refuses it),
     tokenizing all texts in one batch: several times faster than one call each."""
+    return [item if isinstance(item, DataError) else _encoded(*item, max_length)
+            for item in _tokenize_many(examples, tokenizer, train_on)]
+
+
+def measure_many(examples: list[Example], tokenizer, max_length: int,
+                 train_on: str = "responses") -> list[tuple[int, int] | DataError]:
+    """(tokens before the cut, tokens trained after it) per example, as `encode_many`
+    counts them, without building ids and labels (what a data report needs)."""
+    return [item if isinstance(item, DataError) else (len(item[1]), sum(item[1][:max_length]))
+            for item in _tokenize_many(examples, tokenizer, train_on, with_ids=False)]
+
+
+def _tokenize_many(examples: list[Example], tokenizer, train_on: str, with_ids: bool = True
+                   ) -> list:
+    """Per example (ids, trained flags), or the DataError its chat template raised."""
     results: list = [None] * len(examples)
     groups: dict[bool, list] = {True: [], False: []}
     for index, example in enumerate(examples):
@@ -137,13 +161,15 @@ def encode_many(examples: list[Example], tokenizer, max_length: int,
             continue
         groups[add_special].append((index, text, spans))
     for add_special, items in groups.items():
-        tokenized = _batch_tokenize(tokenizer, [text for _, text, _ in items], add_special)
+        tokenized = _batch_tokenize(tokenizer, [text for _, text, _ in items], add_special,
+                                    with_ids)
         for (index, _, spans), (ids, offsets) in zip(items, tokenized):
-            results[index] = _encoded(ids, _trained(offsets, spans, train_on), max_length)
+            results[index] = (ids, _trained(offsets, spans, train_on))
     return results
 
 
-def _batch_tokenize(tokenizer, texts: list[str], add_special: bool) -> list[tuple[list, list]]:
+def _batch_tokenize(tokenizer, texts: list[str], add_special: bool, with_ids: bool = True
+                    ) -> list[tuple[list | None, list]]:
     """(ids, offsets) per text. The Rust tokenizer's batch call, when the tokenizer is fast
     and has no truncation or padding set on it (transformers' own batch call spends most
     of its time converting offsets); else one call per text."""
@@ -152,7 +178,7 @@ def _batch_tokenize(tokenizer, texts: list[str], add_special: bool) -> list[tupl
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and backend.truncation is None and backend.padding is None:
         encodings = backend.encode_batch(texts, add_special_tokens=add_special)
-        return [(encoding.ids, encoding.offsets) for encoding in encodings]
+        return [(encoding.ids if with_ids else None, encoding.offsets) for encoding in encodings]
     results = []
     for text in texts:
         tokens = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)

@@ -193,9 +193,9 @@ def _read_csv(path: Path) -> tuple[list[Row], list[Problem]]:
             continue
         if None in row.values():  # and fills missing cells with None
             cells = sum(value is not None for value in row.values())
-            problems.append(Problem(where, f"{cells} cells but the header names "
-                                           f"{len(reader.fieldnames)} columns; a quote may be "
-                                           "missing or misplaced"))
+            problems.append(Problem(where, f"only {cells} of the {len(reader.fieldnames)} "
+                                           "cells the header names; a quote may be missing or "
+                                           "misplaced"))
             continue
         rows.append(Row(where, dict(row)))
     return rows, sorted(problems, key=_line_order)

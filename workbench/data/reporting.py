@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workbench.data.checking import SHORT_ANSWER, CheckResult, check, short_answer
 from workbench.data.dedup import NEAR_THRESHOLD, Duplicates, example_text, find_duplicates
-from workbench.data.encoding import encode_many
+from workbench.data.encoding import measure_many
 from workbench.data.formats import Example
 from workbench.data.loading import Problem
 from workbench.errors import DataError
@@ -161,15 +161,15 @@ def report(source, tokenizer, max_length: int = 512, train_on: str = "responses"
     if not checked.valid:
         checked.raise_if_problems()
     problems, examples, tokens, trained = list(checked.problems), [], [], []
-    for example, encoded in zip(checked.examples, encode_many(checked.examples, tokenizer,
-                                                              max_length, train_on)):
-        if isinstance(encoded, DataError):
-            problems.append(Problem(example.where, str(encoded).removeprefix(
+    for example, measured in zip(checked.examples, measure_many(checked.examples, tokenizer,
+                                                                max_length, train_on)):
+        if isinstance(measured, DataError):
+            problems.append(Problem(example.where, str(measured).removeprefix(
                 f"{example.where}: ")))
             continue
         examples.append(example)
-        tokens.append(encoded.length)
-        trained.append(encoded.trained_tokens)
+        tokens.append(measured[0])
+        trained.append(measured[1])
     if not examples:
         raise DataError("no example could be rendered with this tokenizer's chat template:\n"
                         + "\n".join(f"  - {p}" for p in problems[:LISTED]))
