@@ -86,22 +86,29 @@ def main():
     histogram_s = time.perf_counter() - began
 
     began = time.perf_counter()
+    repo = str(Path(__file__).resolve().parent.parent)
     cli = subprocess.run([sys.executable, "-m", "workbench", "data", "report", str(path),
                           "--model", "demo", "--png", str(folder / "cli.png")],
-                         capture_output=True, text=True, cwd=folder)
+                         capture_output=True, text=True, cwd=folder,
+                         env={**os.environ, "PYTHONPATH": repo})
     cli_s = time.perf_counter() - began
     load_after = os.getloadavg()
 
     print(f"machine: {os.cpu_count()} cores; load average before {load_before[0]:.1f}, "
           f"after {load_after[0]:.1f} (other work on the machine inflates every time)")
-    print(f"rows: {len(result.examples)}; tokens p50 {result.percentiles()['p50']}, "
-          f"max {result.percentiles()['max']}; exact duplicates "
+    print(f"rows: {len(result.examples)}; tokens {sum(result.tokens):,} (p50 "
+          f"{result.percentiles()['p50']}, max {result.percentiles()['max']}); exact duplicates "
           f"{sum(len(g) - 1 for g in found.exact)}, near pairs {len(found.near)}")
     for name, seconds in stages.items():
         print(f"  {name}: {seconds:.2f} s")
     print(f"report() in all: {total:.2f} s; histogram PNG {histogram_s:.2f} s; "
           f"tokenizer load {tokenizer_s:.2f} s")
-    print(f"`workbench data report` as a fresh process: {cli_s:.2f} s (exit {cli.returncode})")
+    print(f"report() throughput: {sum(result.tokens) / total:,.0f} tokens/s, "
+          f"{len(result.examples) / total:,.0f} rows/s")
+    print(f"`workbench data report` as a fresh process: {cli_s:.2f} s (exit {cli.returncode}; "
+          "imports and tokenizer load included)")
+    if cli.returncode:
+        print(cli.stderr[-2000:])
 
 
 if __name__ == "__main__":

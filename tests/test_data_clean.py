@@ -127,3 +127,18 @@ def test_cli_clean(messy, tmp_path):
     refused = run(str(messy), "-o", "out2", "--max-tokens", "50")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "give a tokenizer (--model on the command line)" in refused.stderr
+
+
+def test_to_dataset_from_a_path_a_check_or_rows(tmp_path):
+    from workbench.data import check, to_dataset
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "completion": "b", "id": 1},
+                                              {"prompt": "c", "completion": "d"}])
+    from_path = to_dataset(path)
+    assert from_path.column_names == ["prompt", "completion", "id"]
+    assert from_path["id"] == [1, None]  # a missing key becomes None
+    assert check(path).dataset()["prompt"] == ["a", "c"]
+    with pytest.raises(DataError, match="cannot form one table"):
+        to_dataset([{"id": 1}, {"id": "one"}])
+    with pytest.raises(DataError, match="d2.jsonl line 1"):
+        to_dataset(write_jsonl(tmp_path / "d2.jsonl", [{"text": 5}]))
