@@ -245,8 +245,6 @@ def data_check(args) -> int:
     if len(shown) < len(result.problems):
         lines.append(f"  ... and {len(result.problems) - len(shown)} more (--limit 0 lists all)")
     print("\n".join(lines), file=sys.stderr)
-    if result.format is not None:
-        print(result.summary())
     return 2
 
 

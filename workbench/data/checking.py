@@ -65,13 +65,13 @@ class CheckResult:
 
         return to_dataset([row.value for row in self.rows])
 
-    def summary(self) -> str:
-        """A screenful: verdict, counts, lengths, then the warnings."""
+    def summary(self, listed: int | None = LISTED) -> str:
+        """A screenful: verdict, counts, lengths, then the problems and warnings (at most
+        `listed` of each; None: all)."""
         name = Path(self.path).name
         if self.format is None:
-            head = f"{name}: not usable, {len(self.problems)} problem(s)"
-            return "\n".join([head] + [f"  - {p}" for p in self.problems[:LISTED]])
-        verdict = "usable" if self.ok else f"NOT usable, {len(self.problems)} problem(s)"
+            return "\n".join([f"{name}: not usable"] + _listed("problem", self.problems, listed))
+        verdict = "usable" if self.ok else "NOT usable"
         lines = [f"{name}: {verdict}. {len(self.valid)} good rows of {self.rows_read} read; "
                  f"format {self.format} ({self.format_source})"]
         if len(self.row_formats) > 1:
@@ -80,7 +80,9 @@ class CheckResult:
         lines += _shape_lines(self.examples)
         if self.ignored_keys:
             lines.append(f"  keys not used for training: {', '.join(self.ignored_keys)}")
-        lines += _listed("warning", self.warnings)
+        if self.problems:
+            lines += _listed("problem", self.problems, listed)
+        lines += _listed("warning", self.warnings, listed)
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -95,6 +97,8 @@ def check(path: str | Path, fmt: str = "auto", system_prompt: str | None = None)
 
     A file that cannot be read at all (missing, unsupported type, a JSON document that
     does not parse, empty) comes back with that one problem."""
+    if fmt != "auto" and fmt not in FORMAT_KEYS:
+        raise DataError(f"unknown format {fmt!r}; use auto, {', '.join(FORMAT_KEYS)}")
     result = CheckResult(str(path))
     try:
         rows, result.problems = scan_rows(path)
@@ -184,9 +188,9 @@ def _shape_lines(examples: list[Example]) -> list[str]:
     return lines
 
 
-def _listed(kind: str, items: list[Problem]) -> list[str]:
+def _listed(kind: str, items: list[Problem], limit: int | None = LISTED) -> list[str]:
     if not items:
         return [f"  no {kind}s"]
-    shown = [f"  - {item}" for item in items[:LISTED]]
-    more = [f"  ... and {len(items) - LISTED} more"] if len(items) > LISTED else []
-    return [f"  {len(items)} {kind}(s):"] + shown + more
+    shown = items if limit is None else items[:limit]
+    more = [f"  ... and {len(items) - len(shown)} more"] if len(items) > len(shown) else []
+    return [f"  {len(items)} {kind}(s):"] + [f"  - {item}" for item in shown] + more

@@ -11,6 +11,7 @@ Chat formats (`messages`, `alpaca`) are rendered later with the model's chat tem
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from workbench.data.loading import Problem, Row, json_type, raise_if_problems
@@ -85,7 +86,9 @@ def choose_format(rows: list[Row], requested: str = "auto"
 
 
 def _line(where: str) -> str:
-    return where.split(" ", 1)[1] if " " in where else where
+    """`line 7` of `my data.jsonl line 7` (file names may hold spaces)."""
+    found = re.search(r"(?:line|row|item) \d+.*$", where)
+    return found.group(0) if found else where
 
 
 def _key_hints(keys) -> str:
