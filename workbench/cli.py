@@ -77,11 +77,13 @@ def add_data_parser(commands) -> None:
                         "folder, a .gguf file or a hub id (only its tokenizer is loaded)")
     report.add_argument("--config", help="take model, format, max_length, train_on and "
                         "system_prompt from this run config (flags still win)")
-    report.add_argument("--max-length", type=positive_int)
+    report.add_argument("--max-length", type=positive_int, help="tokens per example "
+                        "(default 512, as data.max_length)")
     report.add_argument("--train-on", choices=("responses", "all"))
     report.add_argument("--format", choices=formats)
     report.add_argument("--near-threshold", type=fraction, default=0.8,
-                        help="Jaccard similarity (character 5-grams) for near duplicates")
+                        help="Jaccard similarity (character 5-grams) from which two rows count "
+                        "as near duplicates (default 0.8; 0: do not look for them)")
     report.add_argument("--png", help="histogram file (default: <name>-lengths.png here)")
     report.add_argument("--json", help="also write the report as JSON to this file")
 

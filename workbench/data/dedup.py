@@ -55,7 +55,7 @@ def exact_groups(texts: list[str], normalized: bool = False) -> list[list[int]]:
 class Duplicates:
     exact: list[list[int]] = field(default_factory=list)  # groups of indices
     near: list[tuple[int, int, float]] = field(default_factory=list)  # (i, j, Jaccard), i < j
-    threshold: float = NEAR_THRESHOLD
+    threshold: float | None = NEAR_THRESHOLD  # None: near duplicates not searched
     # index -> (kind, index of the kept row it repeats, similarity): what clean drops
     drop: dict[int, tuple[str, int, float]] = field(default_factory=dict)
 
@@ -66,7 +66,7 @@ def find_duplicates(texts: list[str], threshold: float | None = NEAR_THRESHOLD,
     the first row of each exact group, then drops a row when it is near a kept earlier one,
     so a chain a~b~c never drops a row for resembling a row that was itself dropped."""
     texts = [normalize(text) for text in texts]
-    result = Duplicates(exact=exact_groups(texts, normalized=True), threshold=threshold or 0.0)
+    result = Duplicates(exact=exact_groups(texts, normalized=True), threshold=threshold)
     for group in result.exact:
         for index in group[1:]:
             result.drop[index] = ("exact", group[0], 1.0)

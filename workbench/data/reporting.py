@@ -127,9 +127,10 @@ class DataReport:
         dup = self.duplicates
         near = [f"{self.examples[j].where} ~ {self.examples[i].where} ({s:.2f})"
                 for i, j, s in dup.near[:LISTED]]
-        lines.append(f"  duplicates: {sum(len(g) - 1 for g in dup.exact)} exact, "
+        near_text = ("near duplicates not searched" if dup.threshold is None else
                      f"{len(dup.near)} near pairs (Jaccard >= {dup.threshold:g} on character "
                      f"5-grams){': ' + '; '.join(near) if near else ''}")
+        lines.append(f"  duplicates: {sum(len(g) - 1 for g in dup.exact)} exact, {near_text}")
         shorts = [f"{where} ({answer!r})" for where, answer in self.short_answers[:LISTED]]
         lines.append(f"  empty or very short answers (< {self.short_limit} characters): "
                      f"{len(self.short_answers)}{': ' + ', '.join(shorts) if shorts else ''}")
