@@ -96,7 +96,7 @@ BAD_FILES = [
     ("bad.jsonl", '{"messages": [{"role": "robot", "content": "hi"}]}\n',
      "line 1: message 0 has role 'robot'"),
     ("bad.jsonl", '{"messages": [{"role": "user", "content": 5}]}\n',
-     "message 0 'content' must be a string, got int"),
+     "message 0 'content' must be a string, got a number"),
     ("bad.jsonl", '{"text": "a"}\n{"prompt": "b", "completion": "c"}\n', "line 2: missing 'text'"),
     ("bad.jsonl", '{"conversations": [{"from": "bot", "value": "hi"}]}\n',
      "line 1: message 0 has from 'bot'; allowed: human"),

@@ -58,6 +58,15 @@ class TunedModel:
                         chat=self.chat, system_prompt=self.config.data.system_prompt, base=base)
 
 
+def tokenizer_for(model: str = "demo", trust_remote_code: bool = False):
+    """The tokenizer (with its chat template) of what model.name accepts: `demo`, a model
+    folder, a .gguf file or a hub id; the weights are not loaded."""
+    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.models import resolve_model
+
+    return load_tokenizer(resolve_model(model), trust_remote_code)
+
+
 def raise_missing_adapter(folder: RunDir):
     from workbench.errors import RunError
 

@@ -15,7 +15,8 @@ EPILOG = ("examples:\n"
           "  workbench validate config.yaml --set train.max_steps=50\n"
           "  workbench train config.yaml --set data.path=my.jsonl\n"
           "  workbench train --resume runs/my-run-20261122-101500\n"
-          "  workbench generate runs/my-run-20261122-101500 --prompt \"Hello\"")
+          "  workbench generate runs/my-run-20261122-101500 --prompt \"Hello\"\n"
+          "  workbench data check my.jsonl")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +54,55 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--base", action="store_true", help="use the base model (adapter off)")
     generate.add_argument("--max-new-tokens", type=positive_int, help="default: the run's "
                           "sample.max_new_tokens")
+    add_data_parser(commands)
     return parser
+
+
+def add_data_parser(commands) -> None:
+    data = commands.add_parser("data", help="check, measure and clean a dataset")
+    steps = data.add_subparsers(dest="data_command", required=True)
+    formats = ("auto", "messages", "alpaca", "prompt_completion", "text")
+
+    check = steps.add_parser("check", help="validate a dataset without a model: every "
+                             "problem by file and line, or a summary")
+    check.add_argument("path")
+    check.add_argument("--format", choices=formats, default="auto")
+    check.add_argument("--limit", type=int, default=100, metavar="N",
+                       help="problems listed at most (0: all; default 100)")
+
+    report = steps.add_parser("report", help="token lengths with a model's tokenizer and chat "
+                              "template, truncation, trained share, duplicates")
+    report.add_argument("path")
+    report.add_argument("--model", help="what model.name accepts: demo (the default), a "
+                        "folder, a .gguf file or a hub id (only its tokenizer is loaded)")
+    report.add_argument("--config", help="take model, format, max_length, train_on and "
+                        "system_prompt from this run config (flags still win)")
+    report.add_argument("--max-length", type=positive_int, help="tokens per example "
+                        "(default 512, as data.max_length)")
+    report.add_argument("--train-on", choices=("responses", "all"))
+    report.add_argument("--format", choices=formats)
+    report.add_argument("--near-threshold", type=fraction, default=0.8,
+                        help="Jaccard similarity (character 5-grams) from which two rows count "
+                        "as near duplicates (default 0.8; 0: do not look for them)")
+    report.add_argument("--png", help="histogram file (default: <name>-lengths.png here)")
+    report.add_argument("--json", help="also write the report as JSON to this file")
+
+    clean = steps.add_parser("clean", help="drop bad rows, duplicates and rows outside length "
+                             "bounds; log why; seeded train / eval split")
+    clean.add_argument("path")
+    clean.add_argument("-o", "--out", required=True, help="folder for train.jsonl, eval.jsonl, "
+                       "dropped.jsonl and clean.json")
+    clean.add_argument("--format", choices=formats, default="auto")
+    clean.add_argument("--model", help="tokenizer for --min-tokens / --max-tokens")
+    clean.add_argument("--min-tokens", type=positive_int)
+    clean.add_argument("--max-tokens", type=positive_int)
+    clean.add_argument("--min-chars", type=positive_int)
+    clean.add_argument("--max-chars", type=positive_int)
+    clean.add_argument("--near-threshold", type=fraction, default=0.8,
+                       help="drop rows this similar to an earlier kept row (default 0.8)")
+    clean.add_argument("--keep-near", action="store_true", help="drop exact duplicates only")
+    clean.add_argument("--eval-fraction", type=fraction, default=0.1)
+    clean.add_argument("--seed", type=int, default=42)
 
 
 def positive_int(text: str) -> int:
@@ -63,6 +112,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is too small; give 1 or more")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..1")
     return value
 
 
@@ -171,8 +230,90 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    return {"check": data_check, "report": data_report, "clean": data_clean}[args.data_command](args)
+
+
+def data_check(args) -> int:
+    from workbench.data import check
+
+    result = check(args.path, args.format)
+    if result.ok:
+        print(result.summary())
+        return 0
+    shown = result.problems if args.limit <= 0 else result.problems[:args.limit]
+    lines = [f"error: {len(result.problems)} problem(s) in {args.path}; training would refuse "
+             "it:"] + [f"  {problem}" for problem in shown]
+    if len(shown) < len(result.problems):
+        lines.append(f"  ... and {len(result.problems) - len(shown)} more (--limit 0 lists all)")
+    print("\n".join(lines), file=sys.stderr)
+    return 2
+
+
+def data_report(args) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from workbench.api import tokenizer_for
+    from workbench.data import check, report
+    from workbench.data_plots import length_histogram_png
+
+    settings = {"model": "demo", "format": "auto", "max_length": 512,
+                "train_on": "responses", "system_prompt": None}
+    trust = False
+    if args.config:
+        from workbench.config import load_config
+
+        config = load_config(args.config, [f"data.path={args.path}"])
+        settings.update(model=config.model.name, format=config.data.format,
+                        max_length=config.data.max_length, train_on=config.data.train_on,
+                        system_prompt=config.data.system_prompt)
+        trust = config.model.trust_remote_code
+    explicit = {"model": args.model, "format": args.format, "max_length": args.max_length,
+                "train_on": args.train_on}
+    settings.update({key: value for key, value in explicit.items() if value is not None})
+    began = time.perf_counter()
+    checked = check(args.path, settings["format"], settings["system_prompt"])
+    if not checked.valid:  # before the tokenizer loads: that takes seconds
+        checked.raise_if_problems()
+    checking = time.perf_counter() - began
+    tokenizer = tokenizer_for(settings["model"], trust)
+    result = report(checked, tokenizer, max_length=settings["max_length"],
+                    train_on=settings["train_on"], near_threshold=args.near_threshold or None)
+    png = Path(args.png or f"{Path(args.path).stem}-lengths.png")
+    length_histogram_png(result, png)
+    print(result.summary())
+    print(f"  histogram: {png}  ({checking + result.seconds:.1f} s for "
+          f"{len(result.examples)} examples, not counting the tokenizer's loading)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.as_dict(), indent=2, ensure_ascii=False)
+                                   + "\n", encoding="utf-8")
+    return 0
+
+
+def data_clean(args) -> int:
+    from workbench.data import check, clean
+
+    checked = check(args.path, args.format)
+    if not checked.valid:  # nothing to keep: say why before loading a tokenizer
+        checked.raise_if_problems()
+    tokenizer = None
+    if args.model:
+        from workbench.api import tokenizer_for
+
+        tokenizer = tokenizer_for(args.model)
+    result = clean(checked, args.out, tokenizer=tokenizer,
+                   min_tokens=args.min_tokens, max_tokens=args.max_tokens,
+                   min_chars=args.min_chars, max_chars=args.max_chars,
+                   near_threshold=None if args.keep_near else args.near_threshold,
+                   eval_fraction=args.eval_fraction, seed=args.seed)
+    print(result.summary())
+    return 0
+
+
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
-            "generate": cmd_generate}
+            "generate": cmd_generate, "data": cmd_data}
 
 if __name__ == "__main__":
     sys.exit(main())

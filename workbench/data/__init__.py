@@ -1,5 +1,13 @@
 """Datasets: read, check, split and encode. `load_splits` needs no model, so bad data
-fails before anything heavy loads; `encode_splits` needs the tokenizer."""
+fails before anything heavy loads; `encode_splits` needs the tokenizer.
+
+Curation, for a notebook or the `workbench data` command:
+
+    from workbench.data import check, report, clean, to_dataset
+    check("my.jsonl")                          # every problem, or a one-screen summary
+    report("my.jsonl", tokenizer)              # token lengths, truncation, duplicates
+    clean("my.jsonl", "my-clean/")             # drop bad rows and duplicates, split
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,13 @@ import random
 from dataclasses import dataclass, field
 
 from workbench.config import DataSettings
+from workbench.data.checking import CheckResult, check
+from workbench.data.cleaning import CleanResult, clean
 from workbench.data.encoding import EncodeStats, encode_all
-from workbench.data.formats import Example, detect_format, to_examples
-from workbench.data.loading import read_rows
+from workbench.data.formats import Example
 from workbench.data.packing import pack_rows
+from workbench.data.reporting import DataReport, report
+from workbench.data.tables import to_dataset
 
 
 @dataclass
@@ -29,9 +40,9 @@ class EncodedSplits:
 
 def load_examples(path: str, fmt: str = "auto", system_prompt: str | None = None
                   ) -> tuple[str, list[Example]]:
-    rows = read_rows(path)
-    fmt = detect_format(rows, fmt)
-    return fmt, to_examples(rows, fmt, system_prompt)
+    """(format, examples) of a file; raises one DataError naming every problem in it."""
+    result = check(path, fmt, system_prompt).raise_if_problems()
+    return result.format, result.examples
 
 
 def load_splits(data: DataSettings, seed: int) -> Splits:

@@ -9,6 +9,7 @@ ids trained on are exactly the ids the model sees at inference.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from workbench.data.formats import Example
@@ -31,6 +32,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     truncated: bool
+    length: int = 0  # tokens before the cut at max_length
 
     @property
     def trained_tokens(self) -> int:
@@ -75,7 +77,8 @@ def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]
         if message["role"] != "assistant":
             continue
         start = len(_render_example(example, messages[:index], tokenizer, True))
-        upto = _render_example(example, messages[: index + 1], tokenizer)
+        upto = full if index + 1 == len(messages) else \
+            _render_example(example, messages[: index + 1], tokenizer)
         if not full.startswith(upto) or upto[start:].find(message["content"].strip()) < 0:
             raise DataError(
                 f"{example.where}: this model's chat template rewrites earlier turns when a "
@@ -85,29 +88,102 @@ def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]
     return full, spans
 
 
-def _tokenized(example: Example, tokenizer, train_on: str):
-    """The text the model sees, its token ids and offsets, and which tokens are trained."""
+def _rendered(example: Example, tokenizer) -> tuple[str, list, bool]:
+    """The text the model sees, the character spans trained with `responses`, and whether
+    the tokenizer adds its special tokens (chat templates place BOS themselves)."""
     if example.messages is not None:
         text, spans = chat_spans(example, tokenizer)
-        add_special = False  # the template already places BOS where the model wants it
-    else:
-        eos = tokenizer.eos_token or ""
-        text = example.prompt + example.completion + eos
-        spans = [(len(example.prompt), len(text))]
-        add_special = True
+        return text, spans, False
+    eos = tokenizer.eos_token or ""
+    text = example.prompt + example.completion + eos
+    return text, [(len(example.prompt), len(text))], True
+
+
+def _trained(offsets, spans, train_on: str) -> list[bool]:
+    """A token is trained when it starts inside a trained span."""
+    if train_on == "all":
+        return [True] * len(offsets)
+    starts = [start for start, _ in offsets]
+    if starts != sorted(starts):  # offsets out of order: test token by token
+        return [any(a <= start < b for a, b in spans) for start in starts]
+    trained = [False] * len(starts)
+    for a, b in spans:  # sorted starts: each span is one run of tokens, found by bisection
+        first, end = bisect.bisect_left(starts, a), bisect.bisect_left(starts, b)
+        trained[first:end] = [True] * (end - first)
+    return trained
+
+
+def _tokenized(example: Example, tokenizer, train_on: str):
+    """The text the model sees, its token ids and offsets, and which tokens are trained."""
+    text, spans, add_special = _rendered(example, tokenizer)
     tokens = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
     offsets = [tuple(pair) for pair in tokens["offset_mapping"]]
-    trained = [train_on == "all" or any(a <= start < b for a, b in spans)
-               for start, _ in offsets]
-    return text, list(tokens["input_ids"]), offsets, trained
+    return text, list(tokens["input_ids"]), offsets, _trained(offsets, spans, train_on)
+
+
+def _encoded(ids: list[int], trained: list[bool], max_length: int) -> Encoded:
+    labels = [token_id if keep else IGNORE for token_id, keep in zip(ids, trained)]
+    return Encoded(ids[:max_length], labels[:max_length], len(ids) > max_length, len(ids))
 
 
 def encode(example: Example, tokenizer, max_length: int, train_on: str = "responses") -> Encoded:
     """Token ids and labels (-100 where nothing is trained) for one example."""
     _, ids, _, trained = _tokenized(example, tokenizer, train_on)
-    labels = [token_id if keep else IGNORE for token_id, keep in zip(ids, trained)]
-    truncated = len(ids) > max_length
-    return Encoded(ids[:max_length], labels[:max_length], truncated)
+    return _encoded(ids, trained, max_length)
+
+
+def encode_many(examples: list[Example], tokenizer, max_length: int,
+                train_on: str = "responses") -> list[Encoded | DataError]:
+    """`encode` for each example (a DataError in its place when its template refuses it),
+    tokenizing all texts in one batch: several times faster than one call each."""
+    return [item if isinstance(item, DataError) else _encoded(*item, max_length)
+            for item in _tokenize_many(examples, tokenizer, train_on)]
+
+
+def measure_many(examples: list[Example], tokenizer, max_length: int,
+                 train_on: str = "responses") -> list[tuple[int, int] | DataError]:
+    """(tokens before the cut, tokens trained after it) per example, as `encode_many`
+    counts them, without building ids and labels (what a data report needs)."""
+    return [item if isinstance(item, DataError) else (len(item[1]), sum(item[1][:max_length]))
+            for item in _tokenize_many(examples, tokenizer, train_on, with_ids=False)]
+
+
+def _tokenize_many(examples: list[Example], tokenizer, train_on: str, with_ids: bool = True
+                   ) -> list:
+    """Per example (ids, trained flags), or the DataError its chat template raised."""
+    results: list = [None] * len(examples)
+    groups: dict[bool, list] = {True: [], False: []}
+    for index, example in enumerate(examples):
+        try:
+            text, spans, add_special = _rendered(example, tokenizer)
+        except DataError as exc:
+            results[index] = exc
+            continue
+        groups[add_special].append((index, text, spans))
+    for add_special, items in groups.items():
+        tokenized = _batch_tokenize(tokenizer, [text for _, text, _ in items], add_special,
+                                    with_ids)
+        for (index, _, spans), (ids, offsets) in zip(items, tokenized):
+            results[index] = (ids, _trained(offsets, spans, train_on))
+    return results
+
+
+def _batch_tokenize(tokenizer, texts: list[str], add_special: bool, with_ids: bool = True
+                    ) -> list[tuple[list | None, list]]:
+    """(ids, offsets) per text. The Rust tokenizer's batch call, when the tokenizer is fast
+    and has no truncation or padding set on it (transformers' own batch call spends most
+    of its time converting offsets); else one call per text."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        encodings = backend.encode_batch(texts, add_special_tokens=add_special)
+        return [(encoding.ids if with_ids else None, encoding.offsets) for encoding in encodings]
+    results = []
+    for text in texts:
+        tokens = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+        results.append((list(tokens["input_ids"]), [tuple(p) for p in tokens["offset_mapping"]]))
+    return results
 
 
 def trained_segments(example: Example, tokenizer, max_length: int,
@@ -148,11 +224,9 @@ def encode_all(examples: list[Example], tokenizer, max_length: int, train_on: st
                split: str) -> tuple[list[dict], EncodeStats]:
     """Encode a split; drop examples with nothing left to train and refuse an empty result."""
     rows, stats, problems = [], EncodeStats(), []
-    for example in examples:
-        try:
-            encoded = encode(example, tokenizer, max_length, train_on)
-        except DataError as exc:  # keep going: report every example the template refuses
-            problems.append(str(exc))
+    for encoded in encode_many(examples, tokenizer, max_length, train_on):
+        if isinstance(encoded, DataError):  # keep going: report every refused example
+            problems.append(str(encoded))
             continue
         stats.truncated += encoded.truncated
         if encoded.trained_tokens == 0:

@@ -11,9 +11,10 @@ Chat formats (`messages`, `alpaca`) are rendered later with the model's chat tem
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from workbench.data.loading import Row, raise_if_problems
+from workbench.data.loading import Problem, Row, json_type, raise_if_problems
 from workbench.errors import DataError
 
 FORMAT_KEYS = {
@@ -25,6 +26,9 @@ FORMAT_KEYS = {
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "model": "assistant"}
+# Role names other tools use, for a "did you mean" in the refusal (they are not accepted).
+ROLE_HINTS = {"human": "user", "gpt": "assistant", "model": "assistant", "bot": "assistant",
+              "ai": "assistant", "chatbot": "assistant", "developer": "system"}
 
 
 @dataclass(frozen=True)
@@ -37,38 +41,99 @@ class Example:
     completion: str = ""
 
 
-def detect_format(rows: list[Row], requested: str = "auto") -> str:
-    """The format of the rows: the requested one, or the one the first row's keys match."""
-    if requested != "auto":
-        return requested
-    first = rows[0]
-    if not isinstance(first.value, dict):
-        raise DataError(f"{first.where}: expected a JSON object per example, got "
-                        f"{type(first.value).__name__}")
-    keys = set(first.value)
+ACCEPTED = ("messages (messages, or ShareGPT conversations), alpaca (instruction, output, "
+            "optional input), prompt_completion (prompt, completion), text (text)")
+# Column names other tools use, and what to rename them to.
+KEY_HINTS = {"question": "prompt", "query": "prompt", "answer": "completion",
+             "response": "completion (or output, with instruction)", "conversation":
+             "conversations", "dialog": "messages", "chat": "messages", "content": "text",
+             "chosen": "messages (preference pairs are not supported: keep the chosen answer)"}
+
+
+def row_format(value) -> str | None:
+    """The format whose keys a row has, or None."""
+    if not isinstance(value, dict):
+        return None
+    keys = set(value)
     for name, alternatives in FORMAT_KEYS.items():
         if any(required <= keys for required in alternatives):
             return name
-    raise DataError(f"{first.where}: cannot tell the format from keys {sorted(map(str, keys))}; accepted: "
-                    "messages (messages), alpaca (instruction, output), prompt_completion "
-                    "(prompt, completion), text (text). Rename the columns or set data.format")
+    return None
+
+
+def choose_format(rows: list[Row], requested: str = "auto"
+                  ) -> tuple[str | None, str, Problem | None]:
+    """(format, where it came from, problem). The first row whose keys match an accepted
+    format decides; a file where no row matches gets one problem naming the keys found."""
+    if requested != "auto":
+        return requested, "set by data.format", None
+    for row in rows:
+        fmt = row_format(row.value)
+        if fmt is not None:
+            return fmt, f"detected from {_line(row.where)}", None
+    objects = [row for row in rows if isinstance(row.value, dict)]
+    if not objects:
+        first = rows[0]
+        return None, "", Problem(first.where, f"expected a JSON object per example, got "
+                                              f"{json_type(first.value)}")
+    first = objects[0]
+    keys = sorted(map(str, first.value))
+    others = {tuple(sorted(map(str, r.value))) for r in objects} - {tuple(keys)}
+    more = f"; other rows have keys {sorted(map(list, others))[:3]}" if others else ""
+    return None, "", Problem(first.where, f"cannot tell the format from keys {keys}{more}. "
+                                          f"Accepted: {ACCEPTED}.{_key_hints(keys)} Rename the "
+                                          "columns or set data.format")
+
+
+def _line(where: str) -> str:
+    """`line 7` of `my data.jsonl line 7` (file names may hold spaces)."""
+    found = re.search(r"(?:line|row|item) \d+.*$", where)
+    return found.group(0) if found else where
+
+
+def _key_hints(keys) -> str:
+    hints = [f"{key!r} -> {KEY_HINTS[key.lower()]}" for key in keys if key.lower() in KEY_HINTS]
+    return f" Perhaps rename {', '.join(hints)}." if hints else ""
+
+
+def detect_format(rows: list[Row], requested: str = "auto") -> str:
+    """The format of the rows: the requested one, or the one the first row's keys match."""
+    fmt, _, problem = choose_format(rows, requested)
+    if problem is not None:
+        raise DataError(str(problem))
+    return fmt
+
+
+def convert_rows(rows: list[Row], fmt: str, system_prompt: str | None = None,
+                 detected: str = "") -> tuple[list[tuple[Row, Example]], list[Problem]]:
+    """Check and convert every row: (row, example) for the good ones, a problem for each
+    bad one. `detected` says where the format came from, for rows of another format."""
+    convert = CONVERTERS[fmt]
+    converted, problems = [], []
+    for row in rows:
+        if not isinstance(row.value, dict):
+            problems.append(Problem(row.where, f"expected an object with {fmt} keys, got "
+                                               f"{json_type(row.value)}"))
+            continue
+        try:
+            converted.append((row, convert(row, system_prompt)))
+        except DataError as exc:
+            message = str(exc).removeprefix(f"{row.where}: ")
+            own = row_format(row.value)
+            if own is not None and own != fmt:  # a row of another format: say so
+                message += (f"; this row looks like {own} but the file is {fmt} "
+                            f"({detected or 'set by data.format'}): keep one format per file")
+            elif own is None and fmt != "messages":
+                message += f".{_key_hints(sorted(map(str, row.value)))}".rstrip(".")
+            problems.append(Problem(row.where, message))
+    return converted, problems
 
 
 def to_examples(rows: list[Row], fmt: str, system_prompt: str | None = None) -> list[Example]:
     """Check and convert every row; raises DataError listing every bad row by file and line."""
-    convert = CONVERTERS[fmt]
-    examples, problems = [], []
-    for row in rows:
-        if not isinstance(row.value, dict):
-            problems.append(f"{row.where}: expected an object with {fmt} keys, got "
-                            f"{type(row.value).__name__}")
-            continue
-        try:
-            examples.append(convert(row, system_prompt))
-        except DataError as exc:
-            problems.append(str(exc))
+    converted, problems = convert_rows(rows, fmt, system_prompt)
     raise_if_problems(problems)
-    return examples
+    return [example for _, example in converted]
 
 
 def _string(row: Row, key: str, optional: bool = False) -> str:
@@ -78,20 +143,40 @@ def _string(row: Row, key: str, optional: bool = False) -> str:
     if value is None:
         raise DataError(f"{row.where}: missing {key!r} (keys found: {sorted(map(str, row.value))})")
     if not isinstance(value, str):
-        raise DataError(f"{row.where}: {key!r} must be a string, got {type(value).__name__}")
+        raise DataError(f"{row.where}: {key!r} must be a string, got {json_type(value)}")
+    return _text(row, repr(key), value)
+
+
+def _text(row: Row, label: str, value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a "\ud83d" escape without its pair parses, but is no text
+        raise DataError(f"{row.where}: {label} holds a lone surrogate "
+                        f"({value[exc.start]!r} at character {exc.start}), which no tokenizer "
+                        "accepts; fix the \\u escape in the file") from None
     return value
 
 
 def _from_messages(row: Row, system_prompt: str | None) -> Example:
+    if "messages" not in row.value and "conversations" not in row.value:
+        raise DataError(f"{row.where}: missing 'messages' (keys found: "
+                        f"{sorted(map(str, row.value))})")
     sharegpt = "messages" not in row.value
     turns = row.value.get("conversations") if sharegpt else row.value.get("messages")
     if not isinstance(turns, list) or not turns:
         key, shape = ("conversations", "{from, value}") if sharegpt else ("messages",
                                                                           "{role, content}")
-        raise DataError(f"{row.where}: {key!r} must be a non-empty list of {shape} objects")
-    messages = []
+        got = "an empty list" if isinstance(turns, list) else json_type(turns)
+        raise DataError(f"{row.where}: {key!r} must be a non-empty list of {shape} objects, "
+                        f"got {got}")
+    messages, problems = [], []
     for index, turn in enumerate(turns):
-        messages.append(_turn(row, index, turn, sharegpt))
+        try:  # name every bad turn of the row, not just the first
+            messages.append(_turn(row, index, turn, sharegpt))
+        except DataError as exc:
+            problems.append(str(exc).removeprefix(f"{row.where}: "))
+    if problems:
+        raise DataError(f"{row.where}: " + "; ".join(problems))
     if not any(m["role"] == "assistant" for m in messages):
         answer = ('{"from": "gpt", "value": ...}' if sharegpt
                   else '{"role": "assistant", "content": ...}')
@@ -104,17 +189,27 @@ def _turn(row: Row, index: int, turn, sharegpt: bool) -> dict:
     role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
     if not isinstance(turn, dict):
         raise DataError(f"{row.where}: message {index} must be an object with "
-                        f"{role_key!r} and {content_key!r}")
+                        f"{role_key!r} and {content_key!r}, got {json_type(turn)}")
+    if not sharegpt and role_key not in turn and {"from", "value"} <= set(turn):
+        raise DataError(f"{row.where}: message {index} has ShareGPT keys 'from' and 'value'; "
+                        "under 'messages' use 'role' and 'content' (or name the list "
+                        "'conversations')")
     role, content = turn.get(role_key), turn.get(content_key)
-    role = SHAREGPT_ROLES.get(role, role) if sharegpt else role
-    if role not in ROLES:
+    if sharegpt and isinstance(role, str):
+        role = SHAREGPT_ROLES.get(role, role)
+    if not isinstance(role, str) or role not in ROLES:
         allowed = ", ".join(SHAREGPT_ROLES if sharegpt else ROLES)
+        lower = role.lower() if isinstance(role, str) else ""
+        alias = ROLE_HINTS.get(lower, lower if lower in ROLES else None)
+        hint = f" (did you mean {alias!r}?)" if alias and not sharegpt else ""
         raise DataError(f"{row.where}: message {index} has {role_key} {turn.get(role_key)!r}; "
-                        f"allowed: {allowed}")
+                        f"allowed: {allowed}{hint}")
     if not isinstance(content, str):
+        hint = (" (join the text parts into one string)"
+                if isinstance(content, list) else "")
         raise DataError(f"{row.where}: message {index} {content_key!r} must be a string, got "
-                        f"{type(content).__name__}")
-    return {"role": role, "content": content}
+                        f"{json_type(content)}{hint}")
+    return {"role": role, "content": _text(row, f"message {index} {content_key!r}", content)}
 
 
 def _with_system(messages: tuple[dict, ...], system_prompt: str | None) -> tuple[dict, ...]:
@@ -137,7 +232,11 @@ def _from_prompt_completion(row: Row, system_prompt: str | None) -> Example:
 
 
 def _from_text(row: Row, system_prompt: str | None) -> Example:
-    return Example(row.where, completion=_string(row, "text"))
+    text = _string(row, "text")
+    if not text.strip():
+        raise DataError(f"{row.where}: 'text' is empty, so there is nothing to train on; "
+                        "delete the row")
+    return Example(row.where, completion=text)
 
 
 CONVERTERS = {"messages": _from_messages, "alpaca": _from_alpaca,
