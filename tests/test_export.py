@@ -143,6 +143,58 @@ def test_linear_one_zero_is_the_first_adapter_and_cat_is_the_exact_sum(runs, sta
     assert not torch.allclose(base, first, atol=1e-3)
 
 
+def test_rslora_adapters_combine_at_the_right_scale(tiny_model_dir, tmp_path):
+    """PEFT gives a combination alpha = r, which rsLoRA scales by sqrt(r) instead of 1;
+    the stack corrects it. Bare adapter folders (no run) stack too."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from workbench.export.stack import AdapterStack
+
+    folders = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(
+            r=8, lora_alpha=16, use_rslora=True, target_modules=["q_proj", "v_proj"],
+            init_lora_weights=False))
+        model.save_pretrained(tmp_path / f"rs{seed}")
+        folders.append(tmp_path / f"rs{seed}")
+    stack = AdapterStack(folders)
+    ids = torch.tensor(IDS)
+    stack.combine([1.0, 0.0], "linear")
+    assert torch.allclose(stack.logits(ids), stack.logits(ids, "rs0"), atol=1e-5)
+
+
+def test_the_stack_panel_answers_side_by_side_and_recombines_when_a_slider_moves(stack):
+    from workbench.ui.stack import StackPanel
+
+    asked = []
+    generate = stack.generate
+    stack.generate = lambda prompts, which="combined", **kw: asked.append(which) or generate(
+        prompts, which, **kw)
+    try:
+        panel = StackPanel(stack, ["Two lattes to Lyon for Ana", "Hi"], max_new_tokens=4)
+        assert list(panel.answers) == ["base", *stack.labels, "combined"]
+        assert panel.density.disabled and panel.method.value == "linear"
+        asked.clear()
+        panel.sliders[1].value = 0.0  # linear (1, 0): the first adapter alone
+        assert asked == ["combined"]  # base and single adapters are not asked again
+        assert panel.answers["combined"] == panel.answers[stack.labels[0]]
+        table = panel.table.get_state()["value"]
+        assert table.count("<tr>") == 3 and all(f"<th>{c}</th>" in table for c in panel.answers)
+        panel.method.value = "dare_ties"
+        assert not panel.density.disabled and "dare_ties(" in panel.notice.value
+        answers = panel.set(weights=[1.0, 1.0], method="cat")
+        assert asked[-1] == "combined" and "cat(" in panel.notice.value and answers["combined"]
+        panel.prompt_box.value = "Three teas to Oslo"
+        panel.update()
+        assert asked[-4:] == ["base", *stack.labels, "combined"]
+        panel.close()
+    finally:
+        del stack.generate
+
+
 @pytest.mark.parametrize("weights, method, density, problem", [
     ([1.0], "linear", None, "1 weights for 2 adapters"),
     ([1.0, 1.0], "average", None, "'average' is not offered"),
@@ -391,3 +443,40 @@ def test_demo_gguf_reads_back_with_transformers(demo_dir, tmp_path_factory, quan
             == ids[0].tolist()
         # transformers' GGUF reader names the BOS token as EOS too; the file says <|im_end|>.
         assert read_metadata(folder / "demo.gguf")["tokenizer.ggml.eos_token_id"] == 2
+
+
+# -- the command line -----------------------------------------------------------------------
+
+def test_cli_exports_a_run_and_a_combination_and_lists_adapters(runs, tmp_path, capsys):
+    from workbench.cli import main
+
+    assert main(["export", str(runs["orders"]), "--format", "gguf", "--quant", "q8_0"]) == 0
+    printed = capsys.readouterr().out
+    written = runs["orders"] / "export" / f"{runs['orders'].name}-q8_0.gguf"
+    assert str(written) in printed and written.is_file()
+    assert "chat template and stop token checked: training = gguf" in printed
+    assert main(["export", str(runs["orders"]), str(runs["shout"]), "--weights", "1", "0.5",
+                 "--method", "cat", "--format", "hf", "-o", str(tmp_path / "combo")]) == 0
+    assert (tmp_path / "combo" / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["adapters", "--runs-dir", str(runs["runs_dir"])]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["adapter", "base", "model"]
+    row = next(line for line in table if line.startswith(runs["rank4"].name))
+    assert " 4 " in row and "q_proj" in row and "orders.jsonl" in row
+
+
+def test_cli_errors_are_one_line(runs, tmp_path):
+    import subprocess
+    import sys
+
+    def workbench(*args):
+        return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True,
+                              text=True, timeout=600)
+
+    missing = workbench("export", str(tmp_path / "no-such-run"), "--format", "gguf")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "is not a run folder" in missing.stderr
+    mixed = workbench("export", str(runs["orders"]), str(runs["other"]), "--weights", "1", "1")
+    assert mixed.returncode == 2 and "different base models" in mixed.stderr
+    assert "Traceback" not in mixed.stderr and mixed.stderr.count("\n") == 1
