@@ -241,37 +241,18 @@ def test_a_combination_exports_merged(runs, stack, tmp_path):
 # -- GGUF -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """A tiny Llama with a LoRA update merged in, over a 400-token byte-level BPE tokenizer
-    trained on the demo data (ChatML, the demo's special tokens). transformers reads a GGUF
-    vocabulary element by element, so a small one keeps read-backs to about a second."""
+def small():
+    """A tiny Llama with a LoRA update merged in, over a 400-token vocabulary (quick to read
+    back: see small_vocab.py)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from conftest import ORDERS
-    from workbench.data.encoding import CHATML_TEMPLATE
+    from small_vocab import small_model, small_tokenizer
 
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    texts = [m["content"] for line in ORDERS.read_text(encoding="utf-8").splitlines()
-             for m in json.loads(line)["messages"]]
-    backend.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
-                                        eos_token="<|im_end|>", pad_token="<|im_end|>",
-                                        unk_token="<|endoftext|>")
-    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer = small_tokenizer()
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        tie_word_embeddings=True))
-    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear",
-                                             init_lora_weights=False)).merge_and_unload()
+    model = get_peft_model(small_model(tokenizer), LoraConfig(
+        r=4, target_modules="all-linear", init_lora_weights=False)).merge_and_unload()
     return model.eval(), tokenizer
 
 
