@@ -13,7 +13,7 @@ import html
 
 import ipywidgets as widgets
 
-from workbench.export.stack import BASE, COMBINED, METHODS, NEEDS_DENSITY, SAME_RANK
+from workbench.export.stack import BASE, COMBINED, METHODS, NEEDS_DENSITY
 
 
 class StackPanel(widgets.VBox):
@@ -82,7 +82,6 @@ class StackPanel(widgets.VBox):
         self.density.disabled = self.method.value not in NEEDS_DENSITY
         prompts = self.prompts
         try:
-            self._check_ranks()
             if refresh or tuple(prompts) != self._fixed_for:
                 fixed = [BASE] + self.stack.labels
                 self.answers = self.stack.answers(prompts, which=fixed,
@@ -99,14 +98,6 @@ class StackPanel(widgets.VBox):
             self.notice.value = html.escape(self.describe())
         self.table.value = answers_html(prompts, self.answers)
         return self.answers
-
-    def _check_ranks(self) -> None:
-        from workbench.errors import ExportError
-
-        ranks = sorted({info.rank for info in self.stack.adapters})
-        if self.method.value in SAME_RANK and len(ranks) > 1:
-            raise ExportError(f"{self.method.value} needs adapters of one rank (these have "
-                              f"{', '.join(map(str, ranks))}); choose cat or svd")
 
     def describe(self) -> str:
         weights = ", ".join(f"{s.description} x {s.value:g}" for s in self.sliders)
