@@ -126,13 +126,13 @@ def test_a_stacked_run_resumes_from_its_own_checkpoint(earlier, tiny_model_dir, 
     from workbench.events import Control, StepLogged
 
     control = Control()
-    config = config_for(tiny_model_dir, orders_subset, tmp_path, "resumed", steps=2,
-                        lora={"start_from": str(earlier)}, train={"save_every": 1})
+    config = config_for(tiny_model_dir, orders_subset, tmp_path, "resumed", steps=4,
+                        lora={"start_from": str(earlier)}, train={"save_every": 2})
     stop = lambda e: control.stop() if isinstance(e, StepLogged) and e.step == 1 else None
     stopped = Run(config, sinks=[stop], control=control).execute()
-    assert stopped.status == "stopped"
+    assert stopped.status == "stopped" and RunDir(stopped.run_dir).summary()["step"] == 2
     resumed = Run.resume(stopped.run_dir).execute()
-    assert resumed.status == "finished" and RunDir(resumed.run_dir).summary()["step"] == 2
+    assert resumed.status == "finished" and RunDir(resumed.run_dir).summary()["step"] == 4
 
 
 @pytest.mark.parametrize("start_from, mode, problem", [
