@@ -76,7 +76,8 @@ def test_the_library_lists_each_adapter_with_base_rank_targets_data_and_loss(run
     assert orders.rank == 8 and found["rank4"].rank == 4 and orders.alpha == 16
     assert orders.base_identity == found["shout"].base_identity != found["other"].base_identity
     assert {"q_proj", "v_proj", "down_proj"} <= set(orders.targets)
-    assert orders.dataset.endswith("orders.jsonl") and found["shout"].dataset.endswith("shout.jsonl")
+    assert orders.dataset.endswith("orders.jsonl")
+    assert found["shout"].dataset.endswith("shout.jsonl")
     assert orders.final_loss > 0 and orders.status == "finished"
 
 
@@ -430,7 +431,8 @@ def test_demo_gguf_reads_back_with_transformers(demo_run, tmp_path, quant, max_d
     drift = (theirs - ours).abs()
     agreement = (theirs.argmax(-1) == ours.argmax(-1)).float().mean().item()
     print(f"\n{quant}: max |logit diff| {drift.max():.3g}, mean {drift.mean():.3g}, top-1 "
-          f"agreement {agreement:.3f} over {ids.shape[1]} positions, {result.out.stat().st_size / 1e6:.0f} MB")
+          f"agreement {agreement:.3f} over {ids.shape[1]} positions, "
+          f"{result.out.stat().st_size / 1e6:.0f} MB")
     assert drift.max() < max_drift and drift.mean() < mean_drift and agreement >= agree
     if quant == "q8_0":  # the tokenizer once is enough: it is the same metadata in each file
         read_back = AutoTokenizer.from_pretrained(tmp_path, gguf_file="demo.gguf")

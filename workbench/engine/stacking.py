@@ -60,7 +60,8 @@ def resolve_start(config: RunConfig) -> StartPoint | None:
         if not (run.adapter_dir / ADAPTER_CONFIG).is_file():
             raise ConfigError([f"lora.start_from {raw!r} is a run folder without a saved adapter "
                                f"(status: {run.status()}); finish or resume that run first"])
-        adapter, beneath, base = run.adapter_dir, base_adapter_dirs(path), run.read_config().model.name
+        adapter, beneath = run.adapter_dir, base_adapter_dirs(path)
+        base = run.read_config().model.name
     elif (path / ADAPTER_CONFIG).is_file():
         adapter, beneath, base = path, [], adapter_base_model(path)
     else:

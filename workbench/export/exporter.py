@@ -36,7 +36,8 @@ class ExportResult:
 
     def __repr__(self) -> str:
         state = "ok" if self.check.ok else f"{len(self.check.problems)} problem(s)"
-        return f"ExportResult(format={self.format!r}, out={str(self.out)!r}, template check: {state})"
+        return (f"ExportResult(format={self.format!r}, out={str(self.out)!r}, "
+                f"template check: {state})")
 
 
 def export_run(run_dirs, format: str = "hf", quant: str = "f16", out=None, *,

@@ -2,7 +2,8 @@
 
     stack = AdapterStack(["runs/format-...", "runs/tone-..."])
     stack.combine([1.0, 0.5], method="cat")
-    stack.answers(["Two lattes to Lyon"])   # {"base": [...], "format-...": [...], ..., "combined": [...]}
+    stack.answers(["Two lattes to Lyon"])   # {"base": [...], "format-...": [...], ...,
+                                            #  "combined": [...]}
     model = stack.merged_model()            # a plain transformers model, combination folded in
 
 Combinations come from PEFT's `add_weighted_adapter`:
@@ -77,7 +78,8 @@ class AdapterStack:
         weights = [float(w) for w in weights]
         self._check(weights, method, density)
         if COMBINED in self.model.peft_config:
-            self.model.set_adapter(self._keys[self.labels[0]])  # PEFT warns when the active one goes
+            # PEFT warns when the active adapter is deleted, so step off it first
+            self.model.set_adapter(self._keys[self.labels[0]])
             self.model.delete_adapter(COMBINED)
         torch.manual_seed(self.seed)  # dare_* prunes at random
         try:
@@ -86,7 +88,8 @@ class AdapterStack:
                 adapter_name=COMBINED, combination_type=method,
                 density=density if method in NEEDS_DENSITY else None)
         except (ValueError, TypeError) as exc:
-            raise ExportError(f"PEFT cannot combine these adapters with {method!r}: {exc}") from None
+            raise ExportError(f"PEFT cannot combine these adapters with {method!r}: "
+                              f"{exc}") from None
         _unit_scaling(self.model, COMBINED)
         self.model.set_adapter(COMBINED)
         self.model.eval()

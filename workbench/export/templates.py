@@ -122,7 +122,8 @@ def _split(tokenizer, supports_system: bool) -> TurnFormat:
         if not _between(opened, s["system"], s["user"]).endswith(prefix_user):
             raise ValueError("a user turn after a system turn is wrapped differently")
         closing = suffix["system"] + prefix_user
-        if lone.startswith(head) and lone.endswith(closing) and len(lone) > len(head) + len(closing):
+        if (lone.startswith(head) and lone.endswith(closing)
+                and len(lone) > len(head) + len(closing)):
             # a default system prompt: the whole head opens the system turn
             default_system = lone[len(head):len(lone) - len(closing)]
             preamble, prefix["system"] = "", head
