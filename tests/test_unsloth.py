@@ -251,6 +251,17 @@ def test_packing_with_unsloth_is_a_config_error(tmp_path):
     tiny_config("/m", ORDERS, tmp_path, data={"packing": True}).validate()
 
 
+def test_stacking_trains_on_hf(tmp_path):
+    """lora.start_from loads a saved adapter, which only the hf backend does."""
+    chosen, why = decide_backend("auto", H100, stacking=True)
+    assert chosen == "hf" and "lora.start_from" in why
+    assert decide_backend("auto", H100)[0] == "unsloth"  # the same machine without stacking
+    with pytest.raises(ConfigError, match="lora.start_from is not supported with model.backend "
+                       "unsloth"):
+        tiny_config("/m", ORDERS, tmp_path, model={"backend": "unsloth"},
+                    lora={"start_from": str(tmp_path)}).validate()
+
+
 @cpu_only
 def test_cli_refuses_unsloth_in_one_line_without_loading_transformers(tiny_model_dir, tmp_path):
     config = {"model": {"name": tiny_model_dir, "backend": "unsloth"},

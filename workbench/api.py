@@ -37,6 +37,7 @@ class TunedModel:
 
     def __init__(self, run_dir: str | Path):
         from workbench.backends.hf import HFBackend
+        from workbench.engine.stacking import base_adapter_dirs
 
         folder = RunDir.open(run_dir)
         if not folder.adapter_dir.is_dir():
@@ -44,8 +45,10 @@ class TunedModel:
         self.config = folder.read_config()
         fmt = folder.read_json(ENVIRONMENT).get("data", {}).get("format", self.config.data.format)
         self.chat = fmt in ("messages", "alpaca", "auto")
+        # A run stacked on earlier adapters (lora.start_mode merge) needs them merged first.
         self.bundle = HFBackend().load(self.config, adapter_dir=str(folder.adapter_dir),
-                                       trainable=False)
+                                       trainable=False,
+                                       base_adapters=[str(p) for p in base_adapter_dirs(folder.path)])
 
     def generate(self, prompts: list[str], base: bool = False, max_new_tokens: int | None = None,
                  temperature: float | None = None) -> list[str]:

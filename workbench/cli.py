@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--max-new-tokens", type=positive_int, help="default: the run's "
                           "sample.max_new_tokens")
     add_data_parser(commands)
+    add_export_parsers(commands)
     return parser
 
 
@@ -103,6 +104,35 @@ def add_data_parser(commands) -> None:
     clean.add_argument("--keep-near", action="store_true", help="drop exact duplicates only")
     clean.add_argument("--eval-fraction", type=fraction, default=0.1)
     clean.add_argument("--seed", type=int, default=42)
+
+
+def add_export_parsers(commands) -> None:
+    export = commands.add_parser(
+        "export", help="merge a run's adapter into its base and save it: a Hugging Face "
+        "folder, a GGUF file, or a GGUF file with an Ollama Modelfile",
+        description="Give several run folders with --weights to export their weighted "
+        "combination. The chat template is checked on the way: an export whose template or "
+        "stop token differs from training is refused.")
+    export.add_argument("run_dir", nargs="+", metavar="RUN_DIR")
+    export.add_argument("--format", choices=("hf", "gguf", "ollama"), default="hf",
+                        help="hf: safetensors folder for transformers; gguf: one file for "
+                        "llama.cpp; ollama: GGUF + Modelfile (default: hf)")
+    export.add_argument("--quant", choices=("f32", "f16", "q8_0"), default="f16",
+                        help="GGUF weight type (default: f16)")
+    export.add_argument("-o", "--out", help="where to write (default: RUN_DIR/export/...)")
+    export.add_argument("--weights", type=float, nargs="+", metavar="W",
+                        help="one weight per run: export their weighted combination")
+    export.add_argument("--method", default="linear", choices=("linear", "cat", "svd", "ties",
+                                                                "dare_linear", "dare_ties"),
+                        help="how to combine several runs (default: linear)")
+    export.add_argument("--density", type=float, help="share of each update kept by ties "
+                        "and dare_* (0 to 1)")
+    export.add_argument("--force", action="store_true", help="keep the files even when the "
+                        "chat template check fails")
+
+    adapters = commands.add_parser("adapters", help="list the adapters in a runs folder: base "
+                                   "model, rank, targets, dataset, final loss")
+    adapters.add_argument("--runs-dir", default="runs")
 
 
 def positive_int(text: str) -> int:
@@ -312,8 +342,41 @@ def data_clean(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from workbench.export.exporter import export_run
+
+    result = export_run(args.run_dir, args.format, args.quant, args.out, weights=args.weights,
+                        method=args.method, density=args.density, force=args.force)
+    for path in result.files:
+        print(path)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    stages = ", ".join(s for s in result.check.stages if s != "training")
+    if result.check.ok:
+        print(f"chat template and stop token checked: training = {stages}")
+    if args.format == "ollama":
+        print(f"next: ollama create NAME -f {result.out / 'Modelfile'}")
+    return 0
+
+
+def cmd_adapters(args) -> int:
+    from workbench.export.library import list_adapters
+
+    rows = list_adapters(args.runs_dir)
+    if not rows:
+        print(f"no adapters in {args.runs_dir}/ yet; train one with `workbench demo`")
+        return 0
+    print(f"{'adapter':<36} {'base model':<28} {'rank':>4} {'loss':>8}  targets / dataset")
+    for info in rows:
+        loss = f"{info.final_loss:.4f}" if info.final_loss is not None else "-"
+        print(f"{info.name:<36} {info.base_label[-28:]:<28} {info.rank or '-':>4} {loss:>8}  "
+              f"{','.join(info.targets)} / {info.dataset or '-'}")
+    return 0
+
+
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
-            "generate": cmd_generate, "data": cmd_data}
+            "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
+            "adapters": cmd_adapters}
 
 if __name__ == "__main__":
     sys.exit(main())

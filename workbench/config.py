@@ -67,6 +67,13 @@ class LoraSettings:
         "all-linear", "Layers that get adapters: `all-linear` or a list of module names "
         "such as `[q_proj, v_proj]`.")
     use_rslora: bool = setting(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+    start_from: str | None = setting(
+        None, "Stack on an earlier fine-tune: a run folder or an adapter folder trained on the "
+        "same base model (null: start a fresh adapter).")
+    start_mode: str = setting(
+        "continue", "With `start_from`: `continue` keeps training that adapter (its rank and "
+        "target modules win over the values above); `merge` folds it into the base weights "
+        "and trains a new adapter on top.", choices=("continue", "merge"))
 
 
 @dataclass
@@ -230,6 +237,12 @@ class RunConfig:
         if self.sample.every and not self.sample.prompts:
             problems.append(f"sample.every is {self.sample.every} but sample.prompts is empty; "
                             "add prompts or set sample.every=0")
+        if self.lora.start_from and self.model.backend == "unsloth":
+            problems.append("lora.start_from is not supported with model.backend unsloth: it "
+                            "trains new adapters on a plain base model; use backend hf (or auto)")
+        if self.lora.start_mode != "continue" and not self.lora.start_from:
+            problems.append(f"lora.start_mode is {self.lora.start_mode} but lora.start_from is "
+                            "empty; give the run folder to stack on, or remove start_mode")
         if isinstance(self.lora.target_modules, list) and not self.lora.target_modules:
             problems.append("lora.target_modules: the list is empty; use `all-linear` or name "
                             "modules such as [q_proj, v_proj]")

@@ -38,7 +38,7 @@ class Facts:
 
 
 def decide_backend(requested: str, facts: Facts, *, load_in_4bit: bool = False,
-                   packing: bool = False) -> tuple[str, str]:
+                   packing: bool = False, stacking: bool = False) -> tuple[str, str]:
     """Return (backend name, reason). Raises BackendUnavailable naming every problem and
     its fix: a missing GPU, a missing package (with the install command), an old GPU."""
     problems = quantization_problems(facts) if load_in_4bit else []
@@ -50,10 +50,10 @@ def decide_backend(requested: str, facts: Facts, *, load_in_4bit: bool = False,
         return "hf", "backend: hf was requested"
     if requested == "unsloth":
         return "unsloth", f"backend: unsloth was requested; {describe_gpu(facts)}"
-    return _auto(facts, packing)
+    return _auto(facts, packing, stacking)
 
 
-def _auto(facts: Facts, packing: bool) -> tuple[str, str]:
+def _auto(facts: Facts, packing: bool, stacking: bool = False) -> tuple[str, str]:
     if not facts.cuda:
         return "hf", "auto: no CUDA GPU, so transformers + PEFT on the CPU"
     gpu = describe_gpu(facts)
@@ -66,6 +66,8 @@ def _auto(facts: Facts, packing: bool) -> tuple[str, str]:
     elif packing:
         why = ("data.packing needs the block attention mask, which Unsloth ignores while "
                "training")
+    elif stacking:
+        why = "lora.start_from stacks on a saved adapter, which the Unsloth backend does not load"
     else:
         return "unsloth", f"auto: {gpu} and Unsloth are present"
     return "hf", f"auto: {gpu}, but {why}, so transformers + PEFT"
@@ -175,11 +177,14 @@ def select_backend(config):
     """Return (backend, reason) for a RunConfig, before anything loads.
     Raises BackendUnavailable naming what is missing and how to install it."""
     model = config.model
-    # auto with packing trains on hf anyway, so Unsloth is not imported to patch anything
-    wants = model.backend == "unsloth" or (model.backend == "auto" and not config.data.packing)
+    # auto with packing or stacking trains on hf anyway, so Unsloth is not imported to
+    # patch anything
+    stacking = bool(config.lora.start_from)
+    wants = model.backend == "unsloth" or (model.backend == "auto" and not config.data.packing
+                                           and not stacking)
     facts, notes = gather_facts(try_unsloth=wants)
     name, reason = decide_backend(model.backend, facts, load_in_4bit=model.load_in_4bit,
-                                  packing=config.data.packing)
+                                  packing=config.data.packing, stacking=stacking)
     if name == "unsloth":
         from workbench.backends.unsloth import UnslothBackend
 

@@ -33,6 +33,8 @@ class ModelBundle:
 class Backend(Protocol):
     name: str
 
-    def load(self, config: RunConfig, adapter_dir: str | None = None) -> ModelBundle:
-        """Load the base model and attach a new LoRA adapter, or the one in adapter_dir."""
+    def load(self, config: RunConfig, adapter_dir: str | None = None, trainable: bool = True,
+             base_adapters=()) -> ModelBundle:
+        """Load the base model, merge `base_adapters` into it (sequential stacking), and
+        attach a new LoRA adapter, or the one in adapter_dir."""
         ...

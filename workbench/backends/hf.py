@@ -47,7 +47,9 @@ class HFBackend:
     name = "hf"
 
     def load(self, config: RunConfig, adapter_dir: str | None = None,
-             trainable: bool = True) -> ModelBundle:
+             trainable: bool = True, base_adapters=()) -> ModelBundle:
+        """The base model, with `base_adapters` merged into its weights in order (sequential
+        stacking), then a new LoRA adapter, or the saved one in `adapter_dir`."""
         import torch
         from transformers.utils import logging as hf_logging
 
@@ -60,6 +62,9 @@ class HFBackend:
         source = resolve_model(config.model.name)
         tokenizer = load_tokenizer(source, config.model.trust_remote_code)
         model = load_model(source, config, getattr(torch, dtype), on_cuda)
+        if base_adapters:
+            model = merge_saved_adapters(model, base_adapters, config)
+            notes.append(f"merged into the base before training: {', '.join(map(str, base_adapters))}")
         if adapter_dir:
             model = attach_saved_adapter(model, adapter_dir, trainable,
                                          config.model.allow_pickle)
@@ -159,6 +164,18 @@ def attach_saved_adapter(model, adapter_dir: str, trainable: bool, allow_pickle:
                            ("adapter_model.bin", "*.pt", "*.pth"))
 
     return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+
+
+def merge_saved_adapters(model, adapter_dirs, config: RunConfig):
+    """Fold saved LoRA adapters into the base weights, one after another."""
+    if config.model.load_in_4bit:
+        raise ModelError("lora.start_mode merge folds an adapter into the base weights, which "
+                         "a 4-bit base cannot hold; set model.load_in_4bit: false or use "
+                         "lora.start_mode: continue")
+    for folder in adapter_dirs:
+        model = attach_saved_adapter(model, str(folder), False,
+                                     config.model.allow_pickle).merge_and_unload()
+    return model
 
 
 def refuse_pickle_only(folder: Path, what: str, safe: tuple, pickled: tuple) -> None:

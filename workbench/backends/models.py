@@ -59,9 +59,27 @@ def resolve_model(name: str) -> str:
     return name  # a hub id: resolved through the Hugging Face cache at load time
 
 
+def model_identity(name: str) -> str:
+    """What `name` resolves to, without converting or loading anything: the cached folder of a
+    GGUF file (named by its content key), the real path of a local folder, or the hub id.
+    Two names with the same identity load the same weights."""
+    if name == "demo":
+        return os.path.realpath(converted_target(demo_gguf_path(), DEMO_NAME))
+    path = Path(name).expanduser()
+    if name.endswith(".gguf") and path.is_file():
+        return os.path.realpath(converted_target(path, path.stem))
+    if path.exists():
+        return os.path.realpath(path)
+    return name
+
+
+def converted_target(gguf: Path, label: str) -> Path:
+    return cache_dir() / "models" / f"{label}-{content_key(gguf)}"
+
+
 def converted_folder(gguf: Path, label: str) -> Path:
     """The cached safetensors folder for a GGUF file, converting it on first use."""
-    target = cache_dir() / "models" / f"{label}-{content_key(gguf)}"
+    target = converted_target(gguf, label)
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

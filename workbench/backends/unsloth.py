@@ -96,11 +96,11 @@ class UnslothBackend:
         self.notes = list(notes)  # e.g. that transformers was imported before unsloth
 
     def load(self, config: RunConfig, adapter_dir: str | None = None,
-             trainable: bool = True) -> ModelBundle:
-        if adapter_dir:
-            raise BackendUnavailable("backend unsloth trains new adapters; load a saved "
-                                     "adapter with the hf backend (TunedModel does): it is "
-                                     "plain PEFT")
+             trainable: bool = True, base_adapters=()) -> ModelBundle:
+        if adapter_dir or base_adapters:
+            raise BackendUnavailable("backend unsloth trains new adapters on a plain base "
+                                     "model; for lora.start_from (stacking) or a saved adapter "
+                                     "use backend: hf (TunedModel does: adapters are plain PEFT)")
         import torch
         from transformers.utils import logging as hf_logging
         from unsloth import FastLanguageModel

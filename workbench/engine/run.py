@@ -51,6 +51,7 @@ class Run:
         self.data_stats: dict = {}
         self.backend = None  # chosen before anything loads, so a missing GPU fails at once
         self.backend_reason = ""
+        self.start = None  # where a stacked run starts (lora.start_from), once resolved
 
     @classmethod
     def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None) -> "Run":
@@ -64,6 +65,7 @@ class Run:
     def execute(self) -> RunResult:
         """Run to the end and return its status and summary; errors are recorded, then raised."""
         from workbench.backends import select_backend
+        from workbench.engine.stacking import record_start, resolve_start
 
         started = time.time()
         # First: a backend that cannot run here fails before data or model load, and
@@ -75,9 +77,12 @@ class Run:
             self.run_dir = RunDir.open(self.resume_dir)
             self.run_dir.mark_running(checkpoint_step(self.run_dir.last_checkpoint()))
         else:
+            self.start = resolve_start(self.config)  # a wrong start_from fails here too
             self.run_dir = RunDir.create(self.config.output.runs_dir, self.config.output.name)
             self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
             self.run_dir.mark_running()
+            if self.start:
+                record_start(self.run_dir, self.start)
         try:
             self._setup(splits, versions)
             status = self._train()
@@ -98,12 +103,31 @@ class Run:
     # -- setup ---------------------------------------------------------------------------
 
     def _setup(self, splits, versions: dict) -> None:
-        self.bundle = self.backend.load(self.config)
+        self.bundle = self.backend.load(self.config, **self._start_adapters())
+        if self.config.lora.start_from and self.config.lora.start_mode == "continue":
+            kept = self.bundle.model.peft_config["default"]
+            self.bundle.notes.append(
+                f"lora.start_mode continue: the earlier adapter trains on with its own settings "
+                f"(r={kept.r}, alpha={kept.lora_alpha}); this config's lora.r, alpha, dropout, "
+                "target_modules and use_rslora are not used")
         encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data)
         self.data_stats = encoded.stats
         self.chat = splits.format in ("messages", "alpaca")
         self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
         self.trainer = self._build_trainer(encoded)
+
+    def _start_adapters(self) -> dict:
+        """Which saved adapters a stacked run loads: those merged beneath (copied into its
+        folder), and in `continue` mode the adapter it trains further, which on resume is
+        the one in its last checkpoint."""
+        from workbench.engine.stacking import base_adapter_dirs
+
+        lora = self.config.lora
+        kwargs = {"base_adapters": [str(p) for p in base_adapter_dirs(self.run_dir.path)]}
+        if lora.start_from and lora.start_mode == "continue":
+            start = self.start.adapter if self.start else self.run_dir.last_checkpoint()
+            kwargs["adapter_dir"] = str(start)
+        return kwargs
 
     def _environment(self, versions: dict) -> dict:
         import torch
@@ -118,7 +142,8 @@ class Run:
                 "backend": bundle.backend, "backend_reason": self.backend_reason,
                 "model_source": bundle.source, "seed": self.config.train.seed,
                 "trust_remote_code": self.config.model.trust_remote_code,
-                "notes": bundle.notes, "data": self.data_stats}
+                "notes": bundle.notes, "data": self.data_stats,
+                "start_from": self.start.describe() if self.start else None}
 
     def _build_trainer(self, encoded):
         from workbench.data.encoding import PaddingCollator
