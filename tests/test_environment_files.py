@@ -127,14 +127,16 @@ def test_binder_start_caps_threads_and_goes_offline(tmp_path, cpu_max, expected)
     script = REPO / "binder" / "start"
     assert os.access(script, os.X_OK)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE")}
+           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "OMP_WAIT_POLICY",
+                        "MALLOC_MMAP_THRESHOLD_")}
     quota = tmp_path / "cpu.max"
     if cpu_max is not None:
         quota.write_text(cpu_max + "\n")
     env["WORKBENCH_CPU_MAX_FILE"] = str(quota)
-    show = ("import os; print(os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'], "
-            "os.environ['HF_HUB_OFFLINE'])")
+    show = ("import os; print(*(os.environ[k] for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', "
+            "'HF_HUB_OFFLINE', 'OMP_WAIT_POLICY', 'MALLOC_MMAP_THRESHOLD_')))")
     result = subprocess.run([str(script), sys.executable, "-c", show], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [expected, expected, "1"]  # and it exec'd the command
+    # threads capped, hub offline, no spinning, big tensors returned on free; and it exec'd
+    assert result.stdout.split() == [expected, expected, "1", "PASSIVE", "262144"]
