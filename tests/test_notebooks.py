@@ -1,5 +1,11 @@
-"""The quickstart notebook runs headless with papermill and leaves a readable report."""
+"""Every notebook in notebooks/ is committed clean, has a `parameters` cell with the shared
+parameters, and runs top to bottom headless (`workbench notebook run`, i.e. papermill)
+on a tiny model; the quickstart also runs on the real demo model (slow)."""
 
+import ast
+import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,18 +14,26 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 QUICKSTART = REPO / "notebooks" / "01-quickstart.ipynb"
+SHARED_PARAMETERS = ("model", "dataset", "max_steps", "runs_dir")  # the brief's convention
+TINY_STEPS = 2
 
 
-def run_papermill(tmp_path, *parameters) -> nbformat.NotebookNode:
-    out = tmp_path / "out.ipynb"
-    command = [sys.executable, "-m", "papermill", str(QUICKSTART), str(out), "-k", "python3",
-               "--cwd", str(tmp_path), "-p", "runs_dir", str(tmp_path / "runs")]
+def run_notebook_cli(notebook: Path, cwd: Path, *parameters, threads: str | None = "1"):
+    """`workbench notebook run` in a subprocess, as a user types it."""
+    command = [sys.executable, "-m", "workbench", "notebook", "run", str(notebook)]
     for name, value in parameters:
         command += ["-p", name, str(value)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return nbformat.read(out, as_version=4)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if threads:  # a tiny model: one thread spares OpenMP's hand-offs on a busy 2-core machine
+        env["OMP_NUM_THREADS"] = threads
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def executed_paths(result) -> list[Path]:
+    return [Path(line.split(": ", 1)[1]) for line in result.stdout.splitlines()
+            if line.startswith("executed notebook: ")]
 
 
 def outputs_of(notebook, mime: str) -> list:
@@ -27,33 +41,93 @@ def outputs_of(notebook, mime: str) -> list:
             for o in cell.get("outputs", []) if mime in o.get("data", {})]
 
 
-def test_quickstart_is_committed_clean_with_a_parameters_cell():
-    notebook = nbformat.read(QUICKSTART, as_version=4)
+def printed(notebook) -> str:
+    return "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    return sorted(p for p in runs_dir.iterdir() if (p / "config.yaml").is_file())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean_with_a_parameters_cell(path):
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
+    dirty = [i for i, c in enumerate(code, 1) if c.outputs or c.execution_count is not None]
+    assert not dirty, f"{path.name}: code cells {dirty} have outputs; clear them before committing"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and "max_steps" in tagged[0].source
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged `parameters`; want 1"
+    assigned = {target.id for node in ast.parse(tagged[0].source).body
+                if isinstance(node, ast.Assign) for target in node.targets
+                if isinstance(target, ast.Name)}
+    missing = [name for name in SHARED_PARAMETERS if name not in assigned]
+    assert not missing, f"{path.name}: the parameters cell does not define {missing}"
+    assert any(c.cell_type == "markdown" for c in notebook.cells)
 
 
-def test_quickstart_headless_on_a_tiny_model(tiny_model_dir, orders_subset, tmp_path):
-    notebook = run_papermill(tmp_path, ("model", tiny_model_dir), ("dataset", orders_subset),
-                             ("max_steps", 5))
+def check_quickstart(notebook, runs: list[Path]) -> None:
     pngs = outputs_of(notebook, "image/png")
     tables = [h for h in outputs_of(notebook, "text/html") if "workbench-samples" in h]
     assert len(pngs) == 1 and len(tables) == 1
-    assert "base model" in tables[0] and "step 5" in tables[0]
-    runs = list((tmp_path / "runs").iterdir())
+    assert "base model" in tables[0] and f"step {TINY_STEPS}" in tables[0]
     assert len(runs) == 1 and (runs[0] / "adapter" / "adapter_config.json").exists()
+
+
+def check_compare_runs(notebook, runs: list[Path]) -> None:
+    assert len(runs) == 2  # it trained two to compare, at two learning rates
+    html = "".join(outputs_of(notebook, "text/html"))
+    row = re.search(r"<tr style=\"background:[^\"]+\"><th[^>]*>train\.learning_rate</th>"
+                    r"<td[^>]*>0\.001</td><td[^>]*>0\.0002</td>", html)
+    assert row, "the learning-rate row is not highlighted as differing"
+    assert "workbench-samples-compare" in html and "workbench-runs-compare" in html
+    assert len(outputs_of(notebook, "image/png")) == 1
+
+
+def check_workshop(notebook, runs: list[Path]) -> None:
+    assert len(runs) == 1 and runs[0].name.startswith("workshop-")
+    assert re.search(r"held-out success: base \d+%  ->  tuned \d+%", printed(notebook))
+    config = (runs[0] / "config.yaml").read_text()
+    assert "gradient_checkpointing: true" in config and "grad_accum: 2" in config
+
+
+CHECKS = {"01-quickstart": check_quickstart, "05-compare-runs": check_compare_runs,
+          "workshop": check_workshop}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_headless_on_a_tiny_model(path, tiny_model_dir, orders_subset, tmp_path):
+    """Tiny values for the shared parameters; a notebook that does not declare one gets
+    papermill's warning, not a failure. The executed copy lands in each run folder."""
+    runs_dir = tmp_path / "runs"
+    result = run_notebook_cli(path, tmp_path, ("model", tiny_model_dir),
+                              ("dataset", orders_subset), ("max_steps", TINY_STEPS),
+                              ("runs_dir", runs_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = executed_paths(result)
+    assert executed and all(p.exists() for p in executed)
+    runs = run_folders(runs_dir) if runs_dir.is_dir() else []
+    assert sorted(p.parent for p in executed if p.name == "notebook.ipynb") == runs
+    notebook = nbformat.read(executed[0], as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), "a cell did not run"
+    assert notebook.metadata.papermill.parameters["max_steps"] == TINY_STEPS
+    CHECKS.get(path.stem, lambda *_: None)(notebook, runs)
 
 
 @pytest.mark.slow
 def test_quickstart_headless_on_the_demo_model(tmp_path):
-    """The command from the issue: papermill ... -p max_steps 5, on the real demo model."""
-    notebook = run_papermill(tmp_path, ("max_steps", 5))
+    """The command from the README: papermill ... -p max_steps 5, on the real demo model."""
+    out = tmp_path / "out.ipynb"
+    command = [sys.executable, "-m", "papermill", str(QUICKSTART), str(out), "-k", "python3",
+               "--cwd", str(tmp_path), "-p", "runs_dir", str(tmp_path / "runs"),
+               "-p", "max_steps", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    notebook = nbformat.read(out, as_version=4)
     assert len(outputs_of(notebook, "image/png")) == 1
     table = [h for h in outputs_of(notebook, "text/html") if "workbench-samples" in h][0]
     assert "Cusco" in table  # a held-out demo prompt, answered by base and tuned models
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []))
-    assert "run finished at step 5" in printed and "tuned:" in printed
+    assert "run finished at step 5" in printed(notebook) and "tuned:" in printed(notebook)
+    assert json.loads(out.read_text())["metadata"]["papermill"]["parameters"]["max_steps"] == 5

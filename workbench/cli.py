@@ -16,7 +16,9 @@ EPILOG = ("examples:\n"
           "  workbench train config.yaml --set data.path=my.jsonl\n"
           "  workbench train --resume runs/my-run-20261122-101500\n"
           "  workbench generate runs/my-run-20261122-101500 --prompt \"Hello\"\n"
-          "  workbench data check my.jsonl")
+          "  workbench data check my.jsonl\n"
+          "  workbench notebook run notebooks/01-quickstart.ipynb -p max_steps 20\n"
+          "  workbench sweep notebooks/01-quickstart.ipynb -p learning_rate 1e-4,3e-4 -p lora_r 8,16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--base", action="store_true", help="use the base model (adapter off)")
     generate.add_argument("--max-new-tokens", type=positive_int, help="default: the run's "
                           "sample.max_new_tokens")
+
+    notebook = commands.add_parser("notebook", help="run a notebook headless with papermill")
+    notebook_commands = notebook.add_subparsers(dest="notebook_command", required=True)
+    run_notebook = notebook_commands.add_parser(
+        "run", help="execute a notebook top to bottom; the executed copy goes into the run "
+        "folder it made (exit 1 naming the cell if a cell fails)")
+    run_notebook.add_argument("notebook")
+    run_notebook.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                              metavar=("NAME", "VALUE"), help="set a parameter (typed as "
+                              "papermill -p types it: int, float, True/False/None, else text)")
+    run_notebook.add_argument("--output", metavar="PATH", help="also write the executed "
+                              "notebook here")
+    run_notebook.add_argument("--timeout", type=positive_int, metavar="SECONDS",
+                              help="fail a cell that runs longer than this")
+    run_notebook.add_argument("--quiet", action="store_true", help="do not print the cells' output")
+
+    sweep = commands.add_parser("sweep", help="run a notebook over a grid of parameters, then "
+                                "compare the runs (results.csv, results.md, loss-overlay.png)")
+    sweep.add_argument("notebook")
+    sweep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                       metavar=("NAME", "VALUES"), help="comma-separated values are swept "
+                       "(-p lora_r 8,16); a single value is fixed for every point")
+    sweep.add_argument("--jobs", type=positive_int, default=1, help="grid points run at once, "
+                       "each in its own process (default 1: one after another)")
+    sweep.add_argument("--timeout", type=positive_int, metavar="SECONDS",
+                       help="fail a cell that runs longer than this")
     add_data_parser(commands)
     add_export_parsers(commands)
     return parser
@@ -374,9 +402,33 @@ def cmd_adapters(args) -> int:
     return 0
 
 
+def cmd_notebook(args) -> int:
+    from workbench.notebooks.runner import describe_failure, execute, parse_value
+
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    stream = None if args.quiet else sys.stdout
+    run = execute(args.notebook, parameters, output=args.output, stdout=stream,
+                  stderr=None if args.quiet else sys.stderr, timeout=args.timeout)
+    for path in run.executed:
+        print(f"executed notebook: {path}")
+    if run.failure:
+        print(f"error: {args.notebook} failed in {describe_failure(run.failure)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from workbench.notebooks.sweep import parse_grid, sweep
+
+    fixed, swept = parse_grid(args.parameter)
+    result = sweep(args.notebook, swept, fixed, jobs=args.jobs, timeout=args.timeout)
+    print(result.markdown.read_text(encoding="utf-8"))
+    return 1 if result.failed else 0
+
+
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
             "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
-            "adapters": cmd_adapters}
+            "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,7 @@ the run folder's loss.png at most every `every_seconds`, and always at the end.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from workbench.events import RunEnded, RunStarted, StepLogged
 
 
 SMOOTH_FROM = 20  # logged points before a smoothed curve is drawn
+MAX_POINTS = 400  # per curve: keeps a redraw's cost flat however long the run
 
 
 def smooth(values: list[float], weight: float = 0.8) -> list[float]:
@@ -23,6 +25,43 @@ def smooth(values: list[float], weight: float = 0.8) -> list[float]:
         average = weight * average + (1 - weight) * value
         result.append(average / (1 - weight ** count))
     return result
+
+
+def thin(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
+    """At most `limit` evenly spaced points, always keeping the last one."""
+    if len(xs) <= limit:
+        return list(xs), list(ys)
+    stride = math.ceil(len(xs) / limit)
+    keep = list(range(0, len(xs), stride))
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
+def overlay_figure(curves: dict[str, tuple[list, list]], empty_note: str = "no runs to compare",
+                   title: str = ""):
+    """Training-loss curves of several runs on one matplotlib Figure (smoothed when long
+    enough); used by the dashboard's History tab, sweeps and the compare notebook."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3.6), dpi=80)
+    axes = figure.subplots()
+    for name, (steps, losses) in curves.items():
+        values = smooth(losses) if len(losses) >= SMOOTH_FROM else losses
+        xs, ys = thin(steps, values)
+        axes.plot(xs, ys, linewidth=1.5, label=name, marker="o" if len(xs) < 5 else None)
+    if curves:
+        axes.legend(fontsize=8)
+    else:
+        axes.text(0.5, 0.5, empty_note, ha="center", va="center", color="#969696",
+                  transform=axes.transAxes)
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("training loss")
+    if title:
+        axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
 
 
 def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: str = "") -> None:

@@ -30,6 +30,7 @@ from workbench.ui.form import ConfigForm
 from workbench.ui.history import HistoryPanel
 from workbench.ui.live import LiveView
 from workbench.ui.render import live_chart_png, preview_html, samples_table_html, status_html
+from workbench.ui.reproduce import QUICKSTART, Reproduction, reproduce_html, reproduction
 
 PREVIEW_EXAMPLES = 3
 CHAT_STATES = ("paused", "finished", "stopped")
@@ -40,9 +41,13 @@ class Dashboard(widgets.VBox):
 
     def __init__(self, config: RunConfig | dict | None = None, *,
                  interactive: bool | None = None, redraw_seconds: float = 1.0, sinks=(),
+                 notebook: str | None = QUICKSTART, notebook_parameters: dict | None = None,
                  **kwargs):
-        """`sinks` receive every event of every run, after the dashboard's own views."""
+        """`sinks` receive every event of every run, after the dashboard's own views.
+        `notebook` and `notebook_parameters` (its parameter -> config field) are what
+        Reproduce shows a headless command for (the quickstart's by default)."""
         super().__init__(**kwargs)
+        self.notebook, self.notebook_parameters = notebook, notebook_parameters
         self.extra_sinks = list(sinks)
         self.interactive = is_interactive() if interactive is None else interactive
         self.form = ConfigForm()
@@ -78,6 +83,10 @@ class Dashboard(widgets.VBox):
         self.save_button = button("Save checkpoint now", "save", "", self.save_now)
         self.preview_button = button("Preview data", "eye", "", self.preview_data)
         self.preview = widgets.HTML()
+        self.reproduce_button = button("Reproduce", "terminal", "", self.reproduce)
+        self.reproduce_button.tooltip = ("the YAML config and the commands that rerun this "
+                                         "setup headless")
+        self.reproduce_box = widgets.HTML()
         self.error_text = widgets.HTML()
         self.error_pane = widgets.Accordion(children=[self.error_text], titles=("traceback",),
                                             selected_index=None,
@@ -85,7 +94,8 @@ class Dashboard(widgets.VBox):
         self.form.on_change(lambda problems: self._form_changed(problems))
         controls = widgets.HBox([self.start_button, self.pause_button, self.resume_button,
                                  self.stop_button, self.save_button])
-        setup = widgets.VBox([self.form, self.preview_button, self.preview])
+        setup = widgets.VBox([self.form, widgets.HBox([self.preview_button, self.reproduce_button]),
+                              self.reproduce_box, self.preview])
         train = widgets.VBox([self.live.chart, widgets.HTML("<b>Samples</b>"), self.live.samples])
         self.tabs = widgets.Tab(children=[setup, train, self.chat_panel, self.history],
                                 titles=("Setup", "Training", "Chat", "History"))
@@ -255,6 +265,13 @@ class Dashboard(widgets.VBox):
                  for e in examples[:PREVIEW_EXAMPLES]]
         self.preview.value = preview_html(
             shown, f"{len(examples)} examples, format {fmt}; the first {len(shown)}:")
+
+    def reproduce(self) -> Reproduction:
+        """Show (and return) the YAML config and the `workbench train`, `workbench notebook
+        run` and `papermill` commands that rerun the form's setup headless."""
+        made = reproduction(self.form.config(), self.notebook, self.notebook_parameters)
+        self.reproduce_box.value = reproduce_html(made)
+        return made
 
     def _form_changed(self, problems: list[str]) -> None:
         if self.run is None or self.state not in ("running", "paused", "stopping"):

