@@ -82,12 +82,15 @@ def test_a_failing_cell_is_named_and_the_executed_copy_is_kept_redacted(small_no
     assert "s3cret-value-42" not in text and FAKE_TOKEN not in text and "[redacted]" in text
 
 
-def test_the_python_api_raises_a_workbench_error_naming_the_cell(small_notebook, tmp_path):
+def test_the_python_api_raises_naming_the_cell_and_takes_undeclared_parameters(small_notebook, tmp_path):
     with pytest.raises(NotebookFailed) as caught:
         run_notebook(small_notebook, {"x": 2, "runs_dir": str(tmp_path / "out")}, cwd=tmp_path)
     assert caught.value.failure["cell"] == 5 and "ZeroDivisionError" in str(caught.value)
-    ok = run_notebook(small_notebook, {"x": 1, "runs_dir": str(tmp_path / "out")}, cwd=tmp_path)
+    # a parameter the notebook does not declare: papermill warns and injects it anyway
+    ok = run_notebook(small_notebook, {"x": 1, "runs_dir": str(tmp_path / "out"),
+                                       "max_steps": 3}, cwd=tmp_path)
     assert ok.ok and ok.run_dirs == [] and "result 10.0" in ok.executed[0].read_text()
+    assert "max_steps = 3" in ok.executed[0].read_text()
 
 
 def test_a_dead_kernel_is_reported_with_its_cell(tmp_path):

@@ -43,9 +43,11 @@ def overlay_figure(curves: dict[str, tuple[list, list]], empty_note: str = "no r
     """Training-loss curves of several runs on one matplotlib Figure (smoothed when long
     enough); used by the dashboard's History tab, sweeps and the compare notebook."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8, 3.6), dpi=80)
     axes = figure.subplots()
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     for name, (steps, losses) in curves.items():
         values = smooth(losses) if len(losses) >= SMOOTH_FROM else losses
         xs, ys = thin(steps, values)
