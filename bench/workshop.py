@@ -14,7 +14,11 @@ whole run (kernel start to last cell) and of its slowest cells, the kernel's CPU
 seconds (on a busy machine wall time inflates; CPU time much less), the load average
 before and after, and the held-out score.
 
-    python bench/workshop.py [--steps 60] [--threads 2]
+    python bench/workshop.py [--steps 60] [--threads 2] [--allocator jemalloc|glibc]
+
+The allocator is the one binder/start picks: jemalloc where binder/apt.txt installed it
+(`apt-get install libjemalloc2` here), else glibc's with its mmap threshold lowered;
+`--allocator glibc` forces the fallback to compare. The kernel's is reported.
 
 Binder's limits: 2 GB of memory; the issue asks for run-all under 10 minutes on 2 cores.
 """
@@ -74,6 +78,15 @@ def memory(pid: int) -> dict | None:
     return {"rss": mb("VmRSS"), "peak": mb("VmHWM"), "cpu": cpu, "command": command}
 
 
+def allocator(pid: int) -> str | None:
+    """jemalloc when the process has it mapped (binder/start preloads it), else glibc."""
+    try:
+        with open(f"/proc/{pid}/maps") as handle:
+            return "jemalloc" if "libjemalloc" in handle.read() else "glibc"
+    except OSError:
+        return None
+
+
 def role(command: str) -> str:
     if "ipykernel" in command:
         return "kernel"
@@ -82,10 +95,12 @@ def role(command: str) -> str:
     return command[:60]
 
 
-def measure(steps: int, threads: int) -> dict:
+def measure(steps: int, threads: int, force_glibc: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["WORKBENCH_CPU_MAX_FILE"] = "/nonexistent"  # no quota file: binder/start picks 2 threads
+    if force_glibc:
+        env["WORKBENCH_JEMALLOC"] = "/nonexistent"  # binder/start falls back to glibc's malloc
     if threads != 2:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix="workshop-bench-") as scratch:
@@ -98,6 +113,7 @@ def measure(steps: int, threads: int) -> dict:
         process = subprocess.Popen(command, cwd=scratch, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
         peaks: dict[int, dict] = {}
+        allocators: dict[int, str | None] = {}
         tree_peak = 0.0
         while process.poll() is None:
             total = 0.0
@@ -105,6 +121,8 @@ def measure(steps: int, threads: int) -> dict:
                 reading = memory(pid)
                 if reading:
                     peaks[pid] = reading
+                    if allocators.get(pid) is None:  # known once the libraries are mapped
+                        allocators[pid] = allocator(pid)
                     total += reading["rss"]
             tree_peak = max(tree_peak, total)
             time.sleep(SAMPLE_SECONDS)
@@ -120,12 +138,14 @@ def measure(steps: int, threads: int) -> dict:
     cells = [(c["metadata"]["papermill"]["duration"], c["source"][0].strip() if c["source"] else "")
              for c in notebook["cells"] if c["cell_type"] == "code"]
     score = re.search(r"held-out success: base (\d+)%  ->  tuned (\d+)%", output)
-    processes = {pid: {**reading, "role": role(reading["command"])}
+    processes = {pid: {**reading, "role": role(reading["command"]), "allocator": allocators.get(pid)}
                  for pid, reading in peaks.items() if "python" in reading["command"]}
     kernel = [p["peak"] for p in processes.values() if p["role"] == "kernel"]
     kernel_cpu = [p["cpu"] for p in processes.values() if p["role"] == "kernel"]
+    kernel_allocator = [p["allocator"] for p in processes.values() if p["role"] == "kernel"]
     return {"steps": steps, "threads": threads, "wall_seconds": round(wall, 1),
             "kernel_peak_mb": round(max(kernel), 1) if kernel else None,
+            "kernel_allocator": kernel_allocator[0] if kernel_allocator else None,
             "kernel_cpu_seconds": round(max(kernel_cpu), 1) if kernel_cpu else None,
             "tree_peak_sampled_mb": round(tree_peak, 1),
             "tree_peak_upper_bound_mb": round(sum(p["peak"] for p in processes.values()), 1),
@@ -139,11 +159,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=60, help="the notebook's max_steps")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (Binder: 2)")
+    parser.add_argument("--allocator", choices=("jemalloc", "glibc"), default="jemalloc",
+                        help="glibc: make binder/start fall back as if jemalloc were missing")
     args = parser.parse_args()
     from common import machine
 
     print(f"machine: {machine()}")
-    result = measure(args.steps, args.threads)
+    result = measure(args.steps, args.threads, force_glibc=args.allocator == "glibc")
     print(json.dumps(result, indent=2))
     verdict = []
     if result["kernel_peak_mb"] is not None:

@@ -119,24 +119,53 @@ def test_binder_post_build_installs_the_package_and_the_demo_model():
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
 
+START_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "OMP_WAIT_POLICY",
+                   "MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")
+JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")  # where binder/apt.txt puts it
+
+
+def run_binder_start(code: str, **env_overrides) -> subprocess.CompletedProcess:
+    script = REPO / "binder" / "start"
+    assert os.access(script, os.X_OK)
+    env = {k: v for k, v in os.environ.items() if k not in START_VARIABLES}
+    env.update(env_overrides)
+    return subprocess.run([str(script), sys.executable, "-c", code], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("cpu_max, expected", [
     ("200000 100000", "2"), ("150000 100000", "2"), ("50000 100000", "1"),
     ("400000 100000", "4"), ("max 100000", "2"), (None, "2"),
 ])
 def test_binder_start_caps_threads_and_goes_offline(tmp_path, cpu_max, expected):
-    script = REPO / "binder" / "start"
-    assert os.access(script, os.X_OK)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "OMP_WAIT_POLICY",
-                        "MALLOC_MMAP_THRESHOLD_")}
     quota = tmp_path / "cpu.max"
     if cpu_max is not None:
         quota.write_text(cpu_max + "\n")
-    env["WORKBENCH_CPU_MAX_FILE"] = str(quota)
-    show = ("import os; print(*(os.environ[k] for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', "
-            "'HF_HUB_OFFLINE', 'OMP_WAIT_POLICY', 'MALLOC_MMAP_THRESHOLD_')))")
-    result = subprocess.run([str(script), sys.executable, "-c", show], env=env,
-                            capture_output=True, text=True, timeout=60)
+    show = ("import os; print(*(os.environ.get(k, '-') for k in ('OMP_NUM_THREADS', "
+            "'MKL_NUM_THREADS', 'HF_HUB_OFFLINE', 'OMP_WAIT_POLICY', 'MALLOC_MMAP_THRESHOLD_', "
+            "'LD_PRELOAD')))")
+    # without jemalloc installed, glibc's malloc returns big tensors on free
+    result = run_binder_start(show, WORKBENCH_CPU_MAX_FILE=str(quota),
+                              WORKBENCH_JEMALLOC=str(tmp_path / "no-jemalloc.so"))
     assert result.returncode == 0, result.stderr
     # threads capped, hub offline, no spinning, big tensors returned on free; and it exec'd
-    assert result.stdout.split() == [expected, expected, "1", "PASSIVE", "262144"]
+    assert result.stdout.split() == [expected, expected, "1", "PASSIVE", "262144", "-"]
+
+
+def test_binder_start_preloads_jemalloc_where_apt_installed_it(tmp_path):
+    assert "libjemalloc2" in (REPO / "binder" / "apt.txt").read_text().split()
+    show = ("import os; print(os.environ.get('LD_PRELOAD', '-'), "
+            "os.environ.get('MALLOC_MMAP_THRESHOLD_', '-'))")
+    # the choice, on any machine: a library at the path is preloaded, glibc left alone
+    # (the dynamic loader only warns that this stand-in cannot be preloaded)
+    stand_in = tmp_path / "libjemalloc.so.2"
+    stand_in.write_bytes(b"")
+    result = run_binder_start(show, WORKBENCH_JEMALLOC=str(stand_in))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(stand_in), "-"]
+    if not JEMALLOC.exists():
+        pytest.skip("libjemalloc2 is not installed here (apt-get install libjemalloc2)")
+    # the real library, at the default path: the Python process runs on it
+    result = run_binder_start("print('libjemalloc' in open('/proc/self/maps').read())")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
