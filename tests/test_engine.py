@@ -113,6 +113,50 @@ def test_stop_mid_run_then_resume_continues_the_same_curve(tiny_model_dir, order
                                        if "loss" in r][-1]["tokens_seen"]
 
 
+def test_a_run_stopped_at_its_last_step_resumes_without_training_more(
+        tiny_model_dir, orders_subset, tmp_path):
+    from safetensors.torch import load_file
+
+    control = Control()
+
+    def stop_after_step_11(event):  # honoured at the end of step 12, the last
+        if isinstance(event, StepLogged) and event.step == 11:
+            control.stop()
+
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path, train={"eval_every": 5})
+    stopped = Run(config, sinks=[stop_after_step_11], control=control).execute()
+    folder = RunDir(stopped.run_dir)
+    assert stopped.status == "stopped" and folder.last_checkpoint().name == "checkpoint-12"
+    # Trainer evaluates at the last step of an eval_every schedule even when stopped there
+    assert [r["step"] for r in folder.metrics() if "eval_loss" in r] == [5, 10, 12]
+
+    events = Recorder()
+    resumed = Run.resume(stopped.run_dir, sinks=[events]).execute()
+    rows = folder.metrics()
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 13))  # no step 13
+    assert not events.of(StepLogged)
+    # step 12 was evaluated before the stop: the resumed run knows it and does not repeat it
+    assert [r["step"] for r in rows if "eval_loss" in r] == [5, 10, 12]
+    assert not events.of(EvalLogged) and events.of(RunStarted) and events.of(RunEnded)
+    summary = folder.summary()
+    assert resumed.status == "finished" and summary["step"] == 12
+    assert summary["final_loss"] == [r for r in rows if "loss" in r][-1]["loss"]
+    evals = {r["step"]: r["eval_loss"] for r in rows if "eval_loss" in r}
+    assert summary["best_eval_loss"] == min(evals.values())  # before the stop counts too
+    assert summary["best_eval_step"] == min(evals, key=evals.get)
+    # the adapter saved is the trained one from the checkpoint, not a fresh start
+    trained = load_file(folder.last_checkpoint() / "adapter_model.safetensors")
+    saved = load_file(resumed.run_dir / "adapter" / "adapter_model.safetensors")
+    assert trained.keys() == saved.keys()
+    assert all(torch_equal(trained[k], saved[k]) for k in trained)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)
+
+
 def test_pause_holds_training_until_resume(tiny_model_dir, orders_subset, tmp_path):
     control, events = Control(), Recorder()
     paused = threading.Event()

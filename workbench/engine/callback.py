@@ -28,6 +28,15 @@ class EventCallback(TrainerCallback):
         self._clock_start = self._last_log_time = time.perf_counter()
         self._excluded = 0.0  # seconds spent paused or sampling, not training
 
+    def restore_history(self, rows: list[dict]) -> None:
+        """On resume: the last training loss and the evaluations logged before the checkpoint
+        (the metrics rows kept), so the run's summary and its best step cover all of it."""
+        for row in rows:
+            if "loss" in row:
+                self.last_loss = row["loss"]
+            if "eval_loss" in row:
+                self.eval_losses.append((row["step"], row["eval_loss"]))
+
     def elapsed(self) -> float:
         return self._elapsed_offset + time.perf_counter() - self._clock_start
 

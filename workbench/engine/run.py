@@ -171,6 +171,8 @@ class Run:
                                processing_class=bundle.tokenizer, callbacks=[self.callback],
                                model_loss=bundle.model_loss)
         self.callback.trainer = trainer
+        if self.resume_dir:  # the summary covers the whole run, not only this session
+            self.callback.restore_history(self.run_dir.metrics())
         return trainer
 
     def _elapsed_before_resume(self) -> float:
@@ -185,7 +187,16 @@ class Run:
 
     def _train(self) -> str:
         checkpoint = self.run_dir.last_checkpoint() if self.resume_dir else None
-        self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        done = checkpoint_state(checkpoint) if checkpoint else None
+        if done is not None and done.max_steps > 0 and done.global_step >= done.max_steps:
+            # Stopped at its last step: every step is trained. Trainer.train would take one
+            # more before it checks max_steps, so load the checkpoint the way it would and
+            # go straight to the final evaluation and samples.
+            self.trainer._load_from_checkpoint(str(checkpoint))
+            self.trainer.state = done
+            self.callback.on_train_begin(self.trainer.args, done, self.trainer.control)
+        else:
+            self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         step = self.trainer.state.global_step
         if self.control.stop_requested:  # the user asked to stop now, not after more work
             return "stopped"
@@ -293,6 +304,13 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
 
 def checkpoint_step(path: Path | None) -> int:
     return int(path.name.split("-")[-1]) if path else 0
+
+
+def checkpoint_state(path: Path):
+    """The TrainerState saved in a checkpoint folder (step, planned steps, token count)."""
+    from transformers import TrainerState
+
+    return TrainerState.load_from_json(str(path / "trainer_state.json"))
 
 
 def save_adapter(model, tokenizer, target: Path) -> None:
