@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [REPO / "notebooks" / name for name in ("03-stack-and-merge-adapters.ipynb",
@@ -33,17 +32,6 @@ def printed(notebook) -> str:
 def html_outputs(notebook) -> list[str]:
     return [o["data"]["text/html"] for c in notebook.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_committed_clean_with_the_shared_parameters(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    nbformat.validate(nb)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
-    (tagged,) = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    for name in ("model = \"demo\"", "dataset = \"\"", "max_steps = ", "runs_dir = \"runs\""):
-        assert name in tagged.source, name
 
 
 def test_stack_notebook_headless_on_a_tiny_model(orders_subset, tmp_path):

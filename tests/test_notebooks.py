@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 QUICKSTART = REPO / "notebooks" / "01-quickstart.ipynb"
 SHARED_PARAMETERS = ("model", "dataset", "max_steps", "runs_dir")  # the brief's convention
+SHARED_DEFAULTS = {"model": "demo", "dataset": "", "runs_dir": "runs"}
 TINY_STEPS = 2
 
 
@@ -59,11 +60,15 @@ def test_notebook_is_committed_clean_with_a_parameters_cell(path):
     assert not dirty, f"{path.name}: code cells {dirty} have outputs; clear them before committing"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged `parameters`; want 1"
-    assigned = {target.id for node in ast.parse(tagged[0].source).body
+    assigned = {target.id: node.value for node in ast.parse(tagged[0].source).body
                 if isinstance(node, ast.Assign) for target in node.targets
                 if isinstance(target, ast.Name)}
     missing = [name for name in SHARED_PARAMETERS if name not in assigned]
     assert not missing, f"{path.name}: the parameters cell does not define {missing}"
+    # the same defaults everywhere: the demo model on its bundled data, runs in runs/
+    defaults = {name: ast.literal_eval(assigned[name]) for name in SHARED_PARAMETERS}
+    assert defaults == {**SHARED_DEFAULTS, "max_steps": defaults["max_steps"]}, path.name
+    assert isinstance(defaults["max_steps"], int) and defaults["max_steps"] > 0, path.name
     assert any(c.cell_type == "markdown" for c in notebook.cells)
 
 
