@@ -160,8 +160,10 @@ def test_unicode_arrives_unchanged():
 
 
 def test_array_items_are_named_by_the_line_they_start_on(tmp_path):
-    assert [e.where for e in check(CORPUS / "array.json").examples] == [
-        "array.json line 2 (item 1)", "array.json line 14 (item 2)", "array.json line 26 (item 3)"]
+    places = [e.where for e in check(CORPUS / "array.json").examples]
+    assert [(w.unit, w.number, w.item) for w in places] == [
+        ("line", 2, 1), ("line", 14, 2), ("line", 26, 3)]
+    assert str(places[0]) == "array.json line 2 (item 1)"
     path = tmp_path / "items.json"
     path.write_text('[\n  {"prompt": "a", "completion": "b"},\n\n  {"prompt": "c",\n'
                     '   "completion": 7}\n]\n')

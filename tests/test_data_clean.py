@@ -42,19 +42,19 @@ def messy(tmp_path):
 def test_clean_drops_with_reasons_logs_and_splits(messy, tmp_path):
     out = tmp_path / "clean"
     result = clean(messy, out, min_chars=30, max_chars=400, eval_fraction=0.2, seed=7)
-    reasons = {d.where.split(" line ")[1]: (d.reason, d.detail) for d in result.dropped}
+    reasons = {d.where.number: (d.reason, d.detail) for d in result.dropped}
     assert reasons == {
-        "31": ("exact_duplicate", "same text as messy.jsonl line 5"),
-        "32": ("exact_duplicate", "same text as messy.jsonl line 8"),
-        "33": ("near_duplicate", reasons["33"][1]),
-        "34": ("too_short", "22 characters < 30"),
-        "35": ("too_long", reasons["35"][1]),
-        "36": ("invalid", reasons["36"][1]),
-        "37": ("invalid", reasons["37"][1]),
+        31: ("exact_duplicate", "same text as messy.jsonl line 5"),
+        32: ("exact_duplicate", "same text as messy.jsonl line 8"),
+        33: ("near_duplicate", reasons[33][1]),
+        34: ("too_short", "22 characters < 30"),
+        35: ("too_long", reasons[35][1]),
+        36: ("invalid", reasons[36][1]),
+        37: ("invalid", reasons[37][1]),
     }
-    assert reasons["33"][1].startswith("Jaccard 0.") and "with messy.jsonl line 10" in reasons["33"][1]
-    assert reasons["35"][1].endswith("characters > 400") and "not valid JSON" in reasons["36"][1]
-    assert "no assistant turn" in reasons["37"][1]
+    assert reasons[33][1].startswith("Jaccard 0.") and "with messy.jsonl line 10" in reasons[33][1]
+    assert reasons[35][1].endswith("characters > 400") and "not valid JSON" in reasons[36][1]
+    assert "no assistant turn" in reasons[37][1]
     assert len(result.train_rows) + len(result.eval_rows) == 30
     assert len(result.eval_rows) == 6 and result.eval.num_rows == 6 and result.train.num_rows == 24
 
@@ -100,7 +100,7 @@ def test_token_bounds_use_the_chat_template(messy, demo_tokenizer):
                    eval_fraction=0)
     too_long = [d.where for d in result.dropped if d.reason == "too_long"]
     assert too_long == sorted((w for w, n in lengths.items() if n > limit),
-                              key=lambda w: int(w.split()[-1]))
+                              key=lambda w: w.number)
     assert all(d.detail.endswith(f"tokens > {limit}") for d in result.dropped
                if d.reason == "too_long")
     assert not [d for d in result.dropped if d.reason == "near_duplicate"]  # near off

@@ -39,8 +39,8 @@ def test_report_measures_with_the_chat_template(mixed_file, demo_tokenizer):
     expected = [encode(e, demo_tokenizer, 64) for e in examples]
     assert rep.tokens == [e.length for e in expected]  # the lengths training will see
     assert rep.trained == [e.trained_tokens for e in expected]
-    assert rep.truncated == ["mixed.jsonl line 9"] and rep.tokens[8] > 64
-    assert rep.nothing_trained == ["mixed.jsonl line 9"]  # the answer lies beyond token 64
+    assert [str(w) for w in rep.truncated] == ["mixed.jsonl line 9"] and rep.tokens[8] > 64
+    assert [w.number for w in rep.nothing_trained] == [9]  # the answer lies beyond token 64
     kept = sum(min(n, 64) for n in rep.tokens)
     assert rep.trained_fraction == pytest.approx(sum(rep.trained) / kept)
     values = sorted(rep.tokens)
@@ -48,9 +48,9 @@ def test_report_measures_with_the_chat_template(mixed_file, demo_tokenizer):
     assert (p["min"], p["max"], p["p50"]) == (values[0], values[-1], values[5 - 1])
     assert [str(x) for x in rep.problems] == [
         "mixed.jsonl line 12: message 0 has role 'robot'; allowed: system, user, assistant"]
-    assert [[rep.examples[i].where for i in g] for g in rep.duplicates.exact] == [
+    assert [[str(rep.examples[i].where) for i in g] for g in rep.duplicates.exact] == [
         ["mixed.jsonl line 4", "mixed.jsonl line 10"]]
-    assert rep.short_answers == [("mixed.jsonl line 11", "")]
+    assert [(w.number, answer) for w, answer in rep.short_answers] == [(11, "")]
     summary = rep.summary()
     for words in ("11 examples of 12 rows", "longer than max_length 64 (cut at the end): 1",
                   "mixed.jsonl line 9", "1 row(s) left out", "1 exact",
@@ -93,7 +93,8 @@ def test_a_template_refusal_leaves_the_row_out_of_the_report(tmp_path, demo_toke
                             "{{ m['content'] }}{% endfor %}")
     path = write_jsonl(tmp_path / "d.jsonl", [chat("hi", "hello"), chat("hi", "yo", system="s")])
     rep = report(path, strict, max_length=64)
-    assert [e.where for e in rep.examples] == ["d.jsonl line 1"]
+    assert [str(e.where) for e in rep.examples] == ["d.jsonl line 1"]
+    assert (rep.problems[0].where.file, rep.problems[0].where.number) == ("d.jsonl", 2)
     assert "d.jsonl line 2: the model's chat template refused" in str(rep.problems[0])
     with pytest.raises(DataError, match="no example could be rendered"):
         report(write_jsonl(tmp_path / "e.jsonl", [chat("x", "y", system="s")]), strict)
@@ -109,8 +110,9 @@ def test_histogram_and_highlighted_example(mixed_file, demo_tokenizer, tmp_path)
     roomy = report(mixed_file, demo_tokenizer, max_length=100_000)  # max_length off the chart
     assert length_histogram_png(roomy).startswith(b"\x89PNG")
 
-    assert pick(rep, "longest").where == "mixed.jsonl line 9"
-    assert pick(rep, "line 10").where == "mixed.jsonl line 10" and pick(rep, -1) is rep.examples[-1]
+    assert pick(rep, "longest").where.number == 9
+    assert str(pick(rep, "line 10").where) == "mixed.jsonl line 10"
+    assert pick(rep, -1) is rep.examples[-1]
     with pytest.raises(DataError, match="no example at 'line 99'"):
         pick(rep, "line 99")
     html = example_html(pick(rep, 0), demo_tokenizer, rep.max_length)

@@ -2,9 +2,10 @@
 
 Every field has a type, a default, help text and bounds, declared once with
 `setting(...)`. That metadata drives validation, the README reference table, the
-CLI `--set section.key=value` overrides and (later) the widget form, so they
-cannot drift apart. Unknown keys are errors. `validate()` reports every problem at
-once, each naming the key, the value given and what is allowed.
+CLI `--set section.key=value` overrides and flags, the widget form and the notebooks'
+papermill parameters, so they cannot drift apart. Unknown keys are errors.
+`validate()` reports every problem at once, each a `Problem` naming the key, the value
+given and what is allowed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import json
 import re
 import types
@@ -20,17 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, Problem
 from workbench.secrets import looks_like_token
 
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RUN_NAME_RULE = ("1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit "
+                 "(no `/` or `..`)")
+# (metadata key, symbol, test): the bounds a field can declare, in the order they are checked
+BOUNDS = (("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
+          ("le", "<=", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b))
 
 
 def setting(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None,
-            le=None, lt=None, pattern: str | None = None) -> Any:
-    """A config field with its documentation and bounds."""
+            le=None, lt=None, pattern: str | None = None, pattern_rule: str = "") -> Any:
+    """A config field with its documentation and bounds. `pattern_rule` says in words what
+    `pattern` (a regular expression the whole value must match) allows."""
     meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
-            "pattern": pattern}
+            "pattern": pattern, "pattern_rule": pattern_rule}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -145,7 +153,8 @@ class SampleSettings:
 class OutputSettings:
     runs_dir: str = setting("runs", "Folder that holds one sub-folder per run.")
     name: str = setting("run", "Run name; the folder is `<name>-<timestamp>`. Letters, digits, "
-                        "`.`, `_` and `-` only.", pattern=RUN_NAME_PATTERN.pattern)
+                        "`.`, `_` and `-` only.", pattern=RUN_NAME_PATTERN.pattern,
+                        pattern_rule=RUN_NAME_RULE)
 
 
 SECTIONS: dict[str, type] = {
@@ -168,19 +177,20 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: Any) -> "RunConfig":
         """Build and validate a config from plain data; raises ConfigError listing every problem."""
-        problems: list[str] = []
+        problems: list[Problem] = []
         if not isinstance(raw, dict):
             raise ConfigError([f"the config must be a mapping of sections, got "
                                f"{type(raw).__name__}; start from `workbench validate --example`"])
         sections = {}
         for name, values in raw.items():
             if name not in SECTIONS:
-                problems.append(f"{name}: unknown section; allowed: {', '.join(SECTIONS)}")
+                problems.append(Problem(f"unknown section; allowed: {', '.join(SECTIONS)}",
+                                        key=str(name)))
                 continue
             if values is None:
                 values = {}
             if not isinstance(values, dict):
-                problems.append(f"{name}: must be a mapping of keys, got {values!r}")
+                problems.append(Problem(f"must be a mapping of keys, got {values!r}", key=name))
                 continue
             sections[name] = _build_section(name, SECTIONS[name], values, problems)
         config = cls(**sections)
@@ -192,14 +202,14 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def problems(self) -> list[str]:
-        """Every problem with this config, as messages naming key, value and what is allowed."""
+    def problems(self) -> list[Problem]:
+        """Every problem with this config, each naming its key, the value and what is allowed."""
         problems = []
         for name, section in self._sections():
             for f in dataclasses.fields(section):
                 message = check_value(f, getattr(section, f.name))
                 if message:
-                    problems.append(f"{name}.{f.name}: {message}")
+                    problems.append(Problem(message, key=f"{name}.{f.name}"))
         problems.extend(self._cross_field_problems())
         return problems
 
@@ -217,46 +227,47 @@ class RunConfig:
     def _sections(self):
         return [(name, getattr(self, name)) for name in SECTIONS]
 
-    def _cross_field_problems(self) -> list[str]:
-        problems = []
-        data = self.data
-        if data.path and data.train_path:
-            problems.append(f"data.path and data.train_path are both set ({data.path!r}, "
-                            f"{data.train_path!r}); use one of them")
-        if not data.path and not data.train_path:
-            problems.append("data.path: required; give a dataset file, e.g. "
-                            "`--set data.path=examples.jsonl`")
-        if data.packing and self.model.backend == "unsloth":
-            problems.append("data.packing is not supported with model.backend unsloth: Unsloth "
-                            "ignores the attention mask while training, so packed examples "
-                            "would see each other; use data.group_by_length instead, or "
-                            "backend hf")
-        if data.packing and data.group_by_length:
-            problems.append("data.packing and data.group_by_length are both true; packing "
-                            "already removes padding, so set group_by_length: false")
-        if self.sample.every and not self.sample.prompts:
-            problems.append(f"sample.every is {self.sample.every} but sample.prompts is empty; "
-                            "add prompts or set sample.every=0")
-        if self.lora.start_from and self.model.backend == "unsloth":
-            problems.append("lora.start_from is not supported with model.backend unsloth: it "
-                            "trains new adapters on a plain base model; use backend hf (or auto)")
-        if self.lora.start_mode != "continue" and not self.lora.start_from:
-            problems.append(f"lora.start_mode is {self.lora.start_mode} but lora.start_from is "
-                            "empty; give the run folder to stack on, or remove start_mode")
-        if isinstance(self.lora.target_modules, list) and not self.lora.target_modules:
-            problems.append("lora.target_modules: the list is empty; use `all-linear` or name "
-                            "modules such as [q_proj, v_proj]")
-        return problems
+    def _cross_field_problems(self) -> list[Problem]:
+        """Rules between fields; each problem is shown beside the first field it names."""
+        data, lora = self.data, self.lora
+        rules = [
+            ("data.path", data.path and data.train_path,
+             f"data.path and data.train_path are both set ({data.path!r}, "
+             f"{data.train_path!r}); use one of them"),
+            ("data.path", not data.path and not data.train_path,
+             "required; give a dataset file, e.g. `--set data.path=examples.jsonl`"),
+            ("data.packing", data.packing and self.model.backend == "unsloth",
+             "data.packing is not supported with model.backend unsloth: Unsloth ignores the "
+             "attention mask while training, so packed examples would see each other; use "
+             "data.group_by_length instead, or backend hf"),
+            ("data.packing", data.packing and data.group_by_length,
+             "data.packing and data.group_by_length are both true; packing already removes "
+             "padding, so set group_by_length: false"),
+            ("sample.every", self.sample.every and not self.sample.prompts,
+             f"sample.every is {self.sample.every} but sample.prompts is empty; add prompts "
+             "or set sample.every=0"),
+            ("lora.start_from", lora.start_from and self.model.backend == "unsloth",
+             "lora.start_from is not supported with model.backend unsloth: it trains new "
+             "adapters on a plain base model; use backend hf (or auto)"),
+            ("lora.start_mode", lora.start_mode != "continue" and not lora.start_from,
+             f"lora.start_mode is {lora.start_mode} but lora.start_from is empty; give the run "
+             "folder to stack on, or remove start_mode"),
+            ("lora.target_modules",
+             isinstance(lora.target_modules, list) and not lora.target_modules,
+             "the list is empty; use `all-linear` or name modules such as [q_proj, v_proj]"),
+        ]
+        return [Problem(message, key=key) for key, broken, message in rules if broken]
 
 
-def _build_section(name: str, cls: type, values: dict, problems: list[str]):
+def _build_section(name: str, cls: type, values: dict, problems: list[Problem]):
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=2, cutoff=0.75)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            problems.append(f"{name}.{key}: unknown key{hint}; allowed: {', '.join(known)}")
+            problems.append(Problem(f"unknown key{hint}; allowed: {', '.join(known)}",
+                                    key=f"{name}.{key}"))
             continue
         kwargs[key] = _coerce(known[key], value)
     return cls(**kwargs)
@@ -277,11 +288,40 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 
 def field_types(f: dataclasses.Field) -> tuple:
     """The types a field accepts, e.g. (int, NoneType) for `int | None`."""
-    annotation = f.type
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {"list": list, "str": str, "int": int, "float": float,
-                                       "bool": bool, "None": None})
-    return _flatten(annotation)
+    return _flatten(_annotations()[f.name] if isinstance(f.type, str) else f.type)
+
+
+@functools.cache
+def _annotations() -> dict:
+    """Every settings field's annotation, resolved (this module uses postponed annotations;
+    field names are unique across the sections)."""
+    hints = {}
+    for cls in SECTIONS.values():
+        hints.update(typing.get_type_hints(cls))
+    return hints
+
+
+def config_field(key: str) -> dataclasses.Field:
+    """The field behind `section.name`, with its metadata (help, choices, bounds)."""
+    section, _, name = key.partition(".")
+    for f in dataclasses.fields(SECTIONS[section]):
+        if f.name == name:
+            return f
+    raise KeyError(key)
+
+
+def choices(key: str) -> tuple:
+    """The values a choice field allows: `choices("data.format")`."""
+    return config_field(key).metadata["choices"]
+
+
+def default(key: str):
+    """A field's default value: `default("data.max_length")` is 512."""
+    return _default(config_field(key))
+
+
+def _default(f: dataclasses.Field):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 def _flatten(annotation) -> tuple:
@@ -334,14 +374,12 @@ def check_value(f: dataclasses.Field, value: Any) -> str | None:
         return None
     if meta.get("choices") and value not in meta["choices"]:
         return f"got {value!r}; must be one of {', '.join(meta['choices'])}"
-    for bound, test, words in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                               ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+    for bound, symbol, test in BOUNDS:
         limit = meta.get(bound)
         if limit is not None and isinstance(value, (int, float)) and not test(value, limit):
-            return f"got {value!r}; must be {words} {limit}"
+            return f"got {value!r}; must be {symbol} {limit}"
     if meta.get("pattern") and isinstance(value, str) and not re.match(meta["pattern"], value):
-        return (f"got {value!r}; use 1-64 letters, digits, `.`, `_` or `-`, starting with a "
-                "letter or digit (no `/` or `..`)")
+        return f"got {value!r}; use {meta['pattern_rule'] or 'a value matching ' + meta['pattern']}"
     return None
 
 
@@ -405,17 +443,14 @@ def config_to_yaml(config: RunConfig, header: str = "") -> str:
 
 def example_yaml() -> str:
     """A commented starter config with every field at its default."""
-    lines = ["# workbench run config: every key, at its default. Docs: README.md#config",
-             ]
     import yaml
 
+    lines = ["# workbench run config: every key, at its default. Docs: README.md#config"]
     for name, cls in SECTIONS.items():
         lines.append(f"{name}:")
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            if name == "data" and f.name == "path":
-                default = "my-data.jsonl"
-            value = yaml.safe_dump(default, default_flow_style=True).strip()
+            value = "my-data.jsonl" if f"{name}.{f.name}" == "data.path" else _default(f)
+            value = yaml.safe_dump(value, default_flow_style=True).strip()
             value = value.removesuffix("\n...").removesuffix("...").strip()
             lines.append(f"  {f.name}: {value}  # {_plain(f.metadata['help'])}")
     return "\n".join(lines) + "\n"
@@ -433,8 +468,7 @@ def reference_markdown() -> str:
         out.append("| key | default | allowed | meaning |")
         out.append("|---|---|---|---|")
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out.append(f"| `{f.name}` | `{json.dumps(default)}` | {_allowed(f)} | "
+            out.append(f"| `{f.name}` | `{json.dumps(_default(f))}` | {_allowed(f)} | "
                        f"{f.metadata['help']} |")
         out.append("")
     return "\n".join(out)
@@ -445,6 +479,5 @@ def _allowed(f: dataclasses.Field) -> str:
     if meta.get("choices"):
         return ", ".join(f"`{c}`" for c in meta["choices"])
     parts = [_describe(k) for k in field_types(f)]
-    bounds = [f"{sym} {meta[key]}" for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="),
-                                                   ("lt", "<")) if meta.get(key) is not None]
+    bounds = [f"{symbol} {meta[key]}" for key, symbol, _ in BOUNDS if meta.get(key) is not None]
     return " or ".join(parts) + (f" ({', '.join(bounds)})" if bounds else "")

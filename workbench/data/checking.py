@@ -13,7 +13,6 @@ a look; `workbench data clean` removes duplicates.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,12 +21,11 @@ from pathlib import Path
 from workbench.data.dedup import example_text, exact_groups
 from workbench.data.formats import (FORMAT_KEYS, Example, Row, choose_format, convert_rows,
                                     row_format)
-from workbench.data.loading import Problem, raise_if_problems, scan_rows
-from workbench.errors import DataError
+from workbench.data.loading import scan_rows
+from workbench.errors import DataError, Problem, Where, in_file_order, raise_if_problems
 
 SHORT_ANSWER = 3  # characters: answers shorter than this are listed as very short
 LISTED = 5  # warnings of one kind shown in the summary
-LINE_NUMBER = re.compile(r" (?:line|row|item) (\d+)")
 
 
 @dataclass
@@ -61,9 +59,9 @@ class CheckResult:
 
     def dataset(self):
         """The usable rows as a `datasets.Dataset`, in the file's own columns."""
-        from workbench.data.tables import to_dataset
+        from workbench.data.tables import rows_to_dataset
 
-        return to_dataset([row.value for row in self.rows])
+        return rows_to_dataset([row.value for row in self.rows])
 
     def summary(self, listed: int | None = LISTED) -> str:
         """A screenful: verdict, counts, lengths, then the problems and warnings (at most
@@ -102,33 +100,36 @@ def check(path: str | Path, fmt: str = "auto", system_prompt: str | None = None)
     result = CheckResult(str(path))
     try:
         rows, result.problems = scan_rows(path)
-    except DataError as exc:  # nothing readable: the one problem, split at its label
-        where, _, message = str(exc).partition(": ")
-        if not where.startswith(Path(path).name):
-            where, message = Path(path).name, str(exc)
-        result.problems = [Problem(where, message)]
+    except DataError as exc:  # nothing readable: the one problem, placed at the file
+        result.problems = [p if p.where else Problem(p.message, Where(Path(path).name), hint=p.hint)
+                           for p in exc.problems]
         return result
     result.rows_read, result.read = len(rows), rows
     result.row_formats = dict(Counter(row_format(row.value) or "unknown" for row in rows))
     if not rows:
         return result
-    result.format, result.format_source, problem = choose_format(rows, fmt)
-    if problem is not None:
-        result.problems.append(problem)
+    choice = choose_format(rows, fmt)
+    result.format, result.format_source = choice.format, choice.source
+    if choice.problem is not None:
+        result.problems.append(choice.problem)
         return result
     result.valid, bad = convert_rows(rows, result.format, system_prompt, result.format_source)
-    result.problems = _in_file_order(result.problems + bad)
+    result.problems = in_file_order(result.problems + bad)
     result.warnings = _warnings(result.valid)
     result.ignored_keys = _ignored_keys(result.rows, result.format)
     return result
 
 
-def _in_file_order(problems: list[Problem]) -> list[Problem]:
-    def position(problem: Problem) -> int:
-        found = LINE_NUMBER.search(problem.where)
-        return int(found.group(1)) if found else 0  # the file itself comes first
+def to_dataset(source, fmt: str = "auto"):
+    """A `datasets.Dataset` from a dataset file (checked first), a check result or a list
+    of row dicts. Columns are the union of the rows' keys; a row without a key gets None."""
+    from workbench.data.tables import rows_to_dataset
 
-    return sorted(problems, key=position)  # stable: a row's problems keep their order
+    if isinstance(source, (str, Path)):
+        source = check(source, fmt).raise_if_problems()
+    if isinstance(source, CheckResult):
+        return source.dataset()
+    return rows_to_dataset(list(source))
 
 
 def _warnings(valid: list[tuple[Row, Example]]) -> list[Problem]:
@@ -137,19 +138,18 @@ def _warnings(valid: list[tuple[Row, Example]]) -> list[Problem]:
     for group in exact_groups([example_text(e) for e in examples]):
         first = examples[group[0]].where
         for index in group[1:]:
-            warnings.append(Problem(examples[index].where,
-                                    f"exact duplicate of {first} (`workbench data clean` "
-                                    "drops it)"))
+            warnings.append(Problem(f"exact duplicate of {first} (`workbench data clean` "
+                                    "drops it)", examples[index].where))
     for example in examples:
         shortest = short_answer(example)
         if shortest is not None:
             kind = f"a very short answer ({shortest!r})" if shortest else "an empty answer"
-            warnings.append(Problem(example.where, f"{kind}; the model learns to answer like "
-                                                   "this"))
+            warnings.append(Problem(f"{kind}; the model learns to answer like this",
+                                    example.where))
         if example.messages and example.messages[-1]["role"] == "user":
-            warnings.append(Problem(example.where, "ends with a user turn that has no answer; "
-                                                   "nothing is trained on it"))
-    return _in_file_order(warnings)
+            warnings.append(Problem("ends with a user turn that has no answer; nothing is "
+                                    "trained on it", example.where))
+    return in_file_order(warnings)
 
 
 def short_answer(example: Example, limit: int = SHORT_ANSWER) -> str | None:

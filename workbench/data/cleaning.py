@@ -14,29 +14,29 @@ row can end up in the held-out part.
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.data.checking import LINE_NUMBER, CheckResult, check
+from workbench.data.checking import CheckResult, check
 from workbench.data.dedup import NEAR_THRESHOLD, example_text, find_duplicates
 from workbench.data.encoding import measure_many
 from workbench.data.formats import Example, Row
-from workbench.errors import DataError
+from workbench.data.splits import split
+from workbench.errors import DataError, Where, in_file_order
 
 OUTPUT_FILES = ("train.jsonl", "eval.jsonl", "dropped.jsonl", "clean.json")
 
 
 @dataclass(frozen=True)
 class Dropped:
-    where: str
+    where: Where
     reason: str  # invalid, template_refused, too_short, too_long, exact_duplicate, near_duplicate
     detail: str
     row: object = None  # the row as read (None for a line that did not parse)
 
     def as_dict(self) -> dict:
-        return {"where": self.where, "reason": self.reason, "detail": self.detail,
+        return {"where": str(self.where), "reason": self.reason, "detail": self.detail,
                 "row": self.row}
 
 
@@ -62,10 +62,10 @@ class CleanResult:
         return self._dataset("eval", self.eval_rows)
 
     def _dataset(self, name: str, rows: list[dict]):
-        from workbench.data.tables import to_dataset
+        from workbench.data.tables import rows_to_dataset
 
         if name not in self._datasets:
-            self._datasets[name] = to_dataset(rows)
+            self._datasets[name] = rows_to_dataset(rows)
         return self._datasets[name]
 
     def counts(self) -> dict:
@@ -118,13 +118,13 @@ def clean(source, out: str | Path | None = None, *, fmt: str = "auto",
         kept = _by_tokens(kept, tokenizer, train_on, min_tokens, max_tokens, dropped)
     kept = _by_chars(kept, min_chars, max_chars, dropped)
     kept = _deduplicated(kept, near_threshold, dropped)
-    train, held_out = split(kept, eval_fraction, seed)
+    train, held_out = split([row for row, _ in kept], eval_fraction, seed)
     settings = {"format": checked.format, "tokenizer": getattr(tokenizer, "name_or_path", None),
                 "train_on": train_on, "min_tokens": min_tokens, "max_tokens": max_tokens,
                 "min_chars": min_chars, "max_chars": max_chars,
                 "near_threshold": near_threshold, "eval_fraction": eval_fraction, "seed": seed}
     result = CleanResult(checked.path, checked.format, [r.value for r in train],
-                         [r.value for r in held_out], _in_file_order(dropped), settings)
+                         [r.value for r in held_out], in_file_order(dropped), settings)
     if out is not None:
         write(result, Path(out))
     if not kept:
@@ -137,7 +137,7 @@ def clean(source, out: str | Path | None = None, *, fmt: str = "auto",
 
 def _invalid(checked: CheckResult) -> list[Dropped]:
     rows = {row.where: row.value for row in checked.read}
-    return [Dropped(p.where, "invalid", p.message, rows.get(p.where)) for p in checked.problems]
+    return [Dropped(p.where, "invalid", p.text, rows.get(p.where)) for p in checked.problems]
 
 
 def _by_tokens(kept, tokenizer, train_on, low, high, dropped) -> list[tuple[Row, Example]]:
@@ -146,8 +146,7 @@ def _by_tokens(kept, tokenizer, train_on, low, high, dropped) -> list[tuple[Row,
                             train_on=train_on)
     for (row, example), item in zip(kept, measured):
         if isinstance(item, DataError):
-            dropped.append(Dropped(row.where, "template_refused",
-                                   str(item).removeprefix(f"{row.where}: "), row.value))
+            dropped.append(Dropped(row.where, "template_refused", item.message, row.value))
         elif low is not None and item[0] < low:
             dropped.append(Dropped(row.where, "too_short", f"{item[0]} tokens < {low}",
                                    row.value))
@@ -182,26 +181,6 @@ def _deduplicated(kept, threshold, dropped) -> list[tuple[Row, Example]]:
                   f"Jaccard {similarity:.2f} with {original.where}")
         dropped.append(Dropped(row.where, f"{kind}_duplicate", detail, row.value))
     return [item for index, item in enumerate(kept) if index not in found.drop]
-
-
-def split(items: list, eval_fraction: float, seed: int) -> tuple[list, list]:
-    """(train, eval), each in the original order. The same items, fraction and seed
-    always give the same split (the rule `load_splits` uses)."""
-    if eval_fraction == 0 or len(items) < 2:
-        return [row for row, _ in items], []
-    order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
-    held = set(order[:max(1, round(len(items) * eval_fraction))])
-    return ([row for i, (row, _) in enumerate(items) if i not in held],
-            [row for i, (row, _) in enumerate(items) if i in held])
-
-
-def _in_file_order(dropped: list[Dropped]) -> list[Dropped]:
-    def position(drop: Dropped) -> int:
-        found = LINE_NUMBER.search(drop.where)
-        return int(found.group(1)) if found else 0
-
-    return sorted(dropped, key=position)
 
 
 def write(result: CleanResult, out: Path) -> None:

@@ -13,8 +13,7 @@ import bisect
 from dataclasses import dataclass
 
 from workbench.data.formats import Example
-from workbench.data.loading import raise_if_problems
-from workbench.errors import DataError
+from workbench.errors import DataError, raise_if_problems
 
 IGNORE = -100
 
@@ -58,14 +57,16 @@ def _render_example(example: Example, messages, tokenizer, add_generation_prompt
     try:
         return render_chat(messages, tokenizer, add_generation_prompt)
     except Exception as exc:  # templates raise anything: TemplateError, TypeError, ...
-        if type(exc).__name__ == "SecurityError":  # jinja2.sandbox stopped it
-            raise DataError(f"{example.where}: the model's chat template tried to reach Python "
-                            f"internals and the template sandbox stopped it ({exc}); do not use "
-                            "this tokenizer's chat template") from None
-        raise DataError(f"{example.where}: the model's chat template refused this "
-                        f"conversation ({type(exc).__name__}: {exc}); many templates require "
-                        "turns to alternate user/assistant, optionally after one system "
-                        "turn") from None
+        from jinja2.exceptions import SecurityError  # transformers renders in jinja2's sandbox
+
+        if isinstance(exc, SecurityError):
+            raise DataError(f"the model's chat template tried to reach Python internals and "
+                            f"the template sandbox stopped it ({exc}); do not use this "
+                            "tokenizer's chat template", example.where) from None
+        raise DataError(f"the model's chat template refused this conversation "
+                        f"({type(exc).__name__}: {exc}); many templates require turns to "
+                        "alternate user/assistant, optionally after one system turn",
+                        example.where) from None
 
 
 def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]:
@@ -81,9 +82,10 @@ def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]
             _render_example(example, messages[: index + 1], tokenizer)
         if not full.startswith(upto) or upto[start:].find(message["content"].strip()) < 0:
             raise DataError(
-                f"{example.where}: this model's chat template rewrites earlier turns when a "
-                "later one is added, so assistant tokens cannot be located exactly; use "
-                "data.format=prompt_completion with pre-rendered text, or train_on=all")
+                "this model's chat template rewrites earlier turns when a later one is added, "
+                "so assistant tokens cannot be located exactly; use "
+                "data.format=prompt_completion with pre-rendered text, or train_on=all",
+                example.where)
         spans.append((start, len(upto)))
     return full, spans
 
@@ -226,7 +228,7 @@ def encode_all(examples: list[Example], tokenizer, max_length: int, train_on: st
     rows, stats, problems = [], EncodeStats(), []
     for encoded in encode_many(examples, tokenizer, max_length, train_on):
         if isinstance(encoded, DataError):  # keep going: report every refused example
-            problems.append(str(encoded))
+            problems += encoded.problems
             continue
         stats.truncated += encoded.truncated
         if encoded.trained_tokens == 0:

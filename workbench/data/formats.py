@@ -11,11 +11,10 @@ Chat formats (`messages`, `alpaca`) are rendered later with the model's chat tem
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from workbench.data.loading import Problem, Row, json_type, raise_if_problems
-from workbench.errors import DataError
+from workbench.data.loading import Row, json_type
+from workbench.errors import DataError, Problem, Where
 
 FORMAT_KEYS = {
     "messages": ({"messages"}, {"conversations"}),
@@ -35,7 +34,7 @@ ROLE_HINTS = {"human": "user", "gpt": "assistant", "model": "assistant", "bot": 
 class Example:
     """One training example: chat turns, or a raw prompt + completion (prompt may be '')."""
 
-    where: str
+    where: Where
     messages: tuple[dict, ...] | None = None
     prompt: str = ""
     completion: str = ""
@@ -61,47 +60,42 @@ def row_format(value) -> str | None:
     return None
 
 
-def choose_format(rows: list[Row], requested: str = "auto"
-                  ) -> tuple[str | None, str, Problem | None]:
-    """(format, where it came from, problem). The first row whose keys match an accepted
-    format decides; a file where no row matches gets one problem naming the keys found."""
+@dataclass(frozen=True)
+class FormatChoice:
+    """The format of a file's rows, where that came from (`detected from line 1`), or the
+    problem that no format fits."""
+
+    format: str | None
+    source: str = ""
+    problem: Problem | None = None
+
+
+def choose_format(rows: list[Row], requested: str = "auto") -> FormatChoice:
+    """The first row whose keys match an accepted format decides; a file where no row
+    matches gets one problem naming the keys found."""
     if requested != "auto":
-        return requested, "set by data.format", None
+        return FormatChoice(requested, "set by data.format")
     for row in rows:
         fmt = row_format(row.value)
         if fmt is not None:
-            return fmt, f"detected from {_line(row.where)}", None
+            return FormatChoice(fmt, f"detected from {row.where.place or row.where}")
     objects = [row for row in rows if isinstance(row.value, dict)]
     if not objects:
         first = rows[0]
-        return None, "", Problem(first.where, f"expected a JSON object per example, got "
-                                              f"{json_type(first.value)}")
+        return FormatChoice(None, problem=Problem(
+            f"expected a JSON object per example, got {json_type(first.value)}", first.where))
     first = objects[0]
     keys = sorted(map(str, first.value))
     others = {tuple(sorted(map(str, r.value))) for r in objects} - {tuple(keys)}
     more = f"; other rows have keys {sorted(map(list, others))[:3]}" if others else ""
-    return None, "", Problem(first.where, f"cannot tell the format from keys {keys}{more}. "
-                                          f"Accepted: {ACCEPTED}.{_key_hints(keys)} Rename the "
-                                          "columns or set data.format")
-
-
-def _line(where: str) -> str:
-    """`line 7` of `my data.jsonl line 7` (file names may hold spaces)."""
-    found = re.search(r"(?:line|row|item) \d+.*$", where)
-    return found.group(0) if found else where
+    return FormatChoice(None, problem=Problem(
+        f"cannot tell the format from keys {keys}{more}. Accepted: {ACCEPTED}."
+        f"{_key_hints(keys)} Rename the columns or set data.format", first.where))
 
 
 def _key_hints(keys) -> str:
     hints = [f"{key!r} -> {KEY_HINTS[key.lower()]}" for key in keys if key.lower() in KEY_HINTS]
     return f" Perhaps rename {', '.join(hints)}." if hints else ""
-
-
-def detect_format(rows: list[Row], requested: str = "auto") -> str:
-    """The format of the rows: the requested one, or the one the first row's keys match."""
-    fmt, _, problem = choose_format(rows, requested)
-    if problem is not None:
-        raise DataError(str(problem))
-    return fmt
 
 
 def convert_rows(rows: list[Row], fmt: str, system_prompt: str | None = None,
@@ -112,28 +106,21 @@ def convert_rows(rows: list[Row], fmt: str, system_prompt: str | None = None,
     converted, problems = [], []
     for row in rows:
         if not isinstance(row.value, dict):
-            problems.append(Problem(row.where, f"expected an object with {fmt} keys, got "
-                                               f"{json_type(row.value)}"))
+            problems.append(Problem(f"expected an object with {fmt} keys, got "
+                                    f"{json_type(row.value)}", row.where))
             continue
         try:
             converted.append((row, convert(row, system_prompt)))
         except DataError as exc:
-            message = str(exc).removeprefix(f"{row.where}: ")
+            message = exc.message
             own = row_format(row.value)
             if own is not None and own != fmt:  # a row of another format: say so
                 message += (f"; this row looks like {own} but the file is {fmt} "
                             f"({detected or 'set by data.format'}): keep one format per file")
             elif own is None and fmt != "messages":
                 message += f".{_key_hints(sorted(map(str, row.value)))}".rstrip(".")
-            problems.append(Problem(row.where, message))
+            problems.append(Problem(message, row.where))
     return converted, problems
-
-
-def to_examples(rows: list[Row], fmt: str, system_prompt: str | None = None) -> list[Example]:
-    """Check and convert every row; raises DataError listing every bad row by file and line."""
-    converted, problems = convert_rows(rows, fmt, system_prompt)
-    raise_if_problems(problems)
-    return [example for _, example in converted]
 
 
 def _string(row: Row, key: str, optional: bool = False) -> str:
@@ -141,9 +128,9 @@ def _string(row: Row, key: str, optional: bool = False) -> str:
     if value is None and optional:
         return ""
     if value is None:
-        raise DataError(f"{row.where}: missing {key!r} (keys found: {sorted(map(str, row.value))})")
+        raise DataError(f"missing {key!r} (keys found: {sorted(map(str, row.value))})", row.where)
     if not isinstance(value, str):
-        raise DataError(f"{row.where}: {key!r} must be a string, got {json_type(value)}")
+        raise DataError(f"{key!r} must be a string, got {json_type(value)}", row.where)
     return _text(row, repr(key), value)
 
 
@@ -151,49 +138,49 @@ def _text(row: Row, label: str, value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # a "\ud83d" escape without its pair parses, but is no text
-        raise DataError(f"{row.where}: {label} holds a lone surrogate "
-                        f"({value[exc.start]!r} at character {exc.start}), which no tokenizer "
-                        "accepts; fix the \\u escape in the file") from None
+        raise DataError(f"{label} holds a lone surrogate ({value[exc.start]!r} at character "
+                        f"{exc.start}), which no tokenizer accepts; fix the \\u escape in the "
+                        "file", row.where) from None
     return value
 
 
 def _from_messages(row: Row, system_prompt: str | None) -> Example:
     if "messages" not in row.value and "conversations" not in row.value:
-        raise DataError(f"{row.where}: missing 'messages' (keys found: "
-                        f"{sorted(map(str, row.value))})")
+        raise DataError(f"missing 'messages' (keys found: {sorted(map(str, row.value))})",
+                        row.where)
     sharegpt = "messages" not in row.value
     turns = row.value.get("conversations") if sharegpt else row.value.get("messages")
     if not isinstance(turns, list) or not turns:
         key, shape = ("conversations", "{from, value}") if sharegpt else ("messages",
                                                                           "{role, content}")
         got = "an empty list" if isinstance(turns, list) else json_type(turns)
-        raise DataError(f"{row.where}: {key!r} must be a non-empty list of {shape} objects, "
-                        f"got {got}")
+        raise DataError(f"{key!r} must be a non-empty list of {shape} objects, got {got}",
+                        row.where)
     messages, problems = [], []
     for index, turn in enumerate(turns):
         try:  # name every bad turn of the row, not just the first
             messages.append(_turn(row, index, turn, sharegpt))
         except DataError as exc:
-            problems.append(str(exc).removeprefix(f"{row.where}: "))
+            problems.append(exc.message)
     if problems:
-        raise DataError(f"{row.where}: " + "; ".join(problems))
+        raise DataError("; ".join(problems), row.where)
     if not any(m["role"] == "assistant" for m in messages):
         answer = ('{"from": "gpt", "value": ...}' if sharegpt
                   else '{"role": "assistant", "content": ...}')
-        raise DataError(f"{row.where}: no assistant turn, so nothing to train on; add the "
-                        f"answer as {answer}")
+        raise DataError(f"no assistant turn, so nothing to train on; add the answer as {answer}",
+                        row.where)
     return Example(row.where, messages=_with_system(tuple(messages), system_prompt))
 
 
 def _turn(row: Row, index: int, turn, sharegpt: bool) -> dict:
     role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
     if not isinstance(turn, dict):
-        raise DataError(f"{row.where}: message {index} must be an object with "
-                        f"{role_key!r} and {content_key!r}, got {json_type(turn)}")
+        raise DataError(f"message {index} must be an object with {role_key!r} and "
+                        f"{content_key!r}, got {json_type(turn)}", row.where)
     if not sharegpt and role_key not in turn and {"from", "value"} <= set(turn):
-        raise DataError(f"{row.where}: message {index} has ShareGPT keys 'from' and 'value'; "
-                        "under 'messages' use 'role' and 'content' (or name the list "
-                        "'conversations')")
+        raise DataError(f"message {index} has ShareGPT keys 'from' and 'value'; under "
+                        "'messages' use 'role' and 'content' (or name the list 'conversations')",
+                        row.where)
     role, content = turn.get(role_key), turn.get(content_key)
     if sharegpt and isinstance(role, str):
         role = SHAREGPT_ROLES.get(role, role)
@@ -202,13 +189,13 @@ def _turn(row: Row, index: int, turn, sharegpt: bool) -> dict:
         lower = role.lower() if isinstance(role, str) else ""
         alias = ROLE_HINTS.get(lower, lower if lower in ROLES else None)
         hint = f" (did you mean {alias!r}?)" if alias and not sharegpt else ""
-        raise DataError(f"{row.where}: message {index} has {role_key} {turn.get(role_key)!r}; "
-                        f"allowed: {allowed}{hint}")
+        raise DataError(f"message {index} has {role_key} {turn.get(role_key)!r}; allowed: "
+                        f"{allowed}{hint}", row.where)
     if not isinstance(content, str):
         hint = (" (join the text parts into one string)"
                 if isinstance(content, list) else "")
-        raise DataError(f"{row.where}: message {index} {content_key!r} must be a string, got "
-                        f"{json_type(content)}{hint}")
+        raise DataError(f"message {index} {content_key!r} must be a string, got "
+                        f"{json_type(content)}{hint}", row.where)
     return {"role": role, "content": _text(row, f"message {index} {content_key!r}", content)}
 
 
@@ -234,8 +221,8 @@ def _from_prompt_completion(row: Row, system_prompt: str | None) -> Example:
 def _from_text(row: Row, system_prompt: str | None) -> Example:
     text = _string(row, "text")
     if not text.strip():
-        raise DataError(f"{row.where}: 'text' is empty, so there is nothing to train on; "
-                        "delete the row")
+        raise DataError("'text' is empty, so there is nothing to train on; delete the row",
+                        row.where)
     return Example(row.where, completion=text)
 
 

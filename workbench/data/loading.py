@@ -2,12 +2,11 @@
 
 Supported: JSONL, a JSON array, CSV, Parquet, and folders written by
 `datasets.Dataset.save_to_disk`. Each row comes back with a `where` label such as
-`data.jsonl line 7` so every later error can point at it.
+`Where` (`data.jsonl line 7`) so every later error can point at it.
 
 `scan_rows` keeps going past bad lines and returns every problem with the rows it could
-read (what `workbench data check` lists); `read_rows` raises on the first file with any.
-A problem that leaves nothing to read (missing file, unsupported type, a JSON document
-that does not parse) is raised at once either way.
+read (what `workbench data check` lists). A problem that leaves nothing to read (missing
+file, unsupported type, a JSON document that does not parse) is raised at once.
 """
 
 from __future__ import annotations
@@ -18,34 +17,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.errors import DataError
+from workbench.errors import DataError, Problem, Where, in_file_order
 
 SUPPORTED = ".jsonl, .json, .csv, .parquet, or a folder saved with datasets' save_to_disk"
-MAX_LISTED = 20
 
 
 @dataclass(frozen=True)
 class Row:
-    where: str
+    where: Where
     value: object
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something wrong with one line or row (or the whole file): where, what, what to do."""
-
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
-def read_rows(path: str | Path) -> list[Row]:
-    """All rows of a dataset file or folder. Raises DataError naming every bad line."""
-    rows, problems = scan_rows(path)
-    raise_if_problems(problems)
-    return rows
 
 
 def scan_rows(path: str | Path) -> tuple[list[Row], list[Problem]]:
@@ -61,10 +41,11 @@ def scan_rows(path: str | Path) -> tuple[list[Row], list[Problem]]:
     else:
         reader = READERS.get(path.suffix.lower())
         if reader is None:
-            raise DataError(f"{path.name}: unsupported file type {path.suffix!r}; use {SUPPORTED}")
+            raise DataError(f"unsupported file type {path.suffix!r}; use {SUPPORTED}",
+                            Where(path.name))
         rows, problems = reader(path)
     if not rows and not problems:
-        raise DataError(f"{path.name}: the file has no rows; add examples to it")
+        raise DataError("the file has no rows; add examples to it", Where(path.name))
     return rows, problems
 
 
@@ -73,10 +54,10 @@ def _decode(path: Path) -> tuple[str, list[Problem], set[int]]:
     as U+FFFD so the rest can still be checked), and those line numbers."""
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{path.name}: the file is UTF-16 (it starts with a UTF-16 byte-order "
-                        "mark); save it as UTF-8")
+        raise DataError("the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it "
+                        "as UTF-8", Where(path.name))
     if not raw.removeprefix(b"\xef\xbb\xbf").strip():
-        raise DataError(f"{path.name}: the file has no rows (it is empty); add examples to it")
+        raise DataError("the file has no rows (it is empty); add examples to it", Where(path.name))
     try:
         return raw.decode("utf-8-sig"), [], set()  # tolerate a UTF-8 byte-order mark
     except UnicodeDecodeError:
@@ -88,9 +69,9 @@ def _decode(path: Path) -> tuple[str, list[Problem], set[int]]:
         except UnicodeDecodeError as exc:
             bad.add(number)
             problems.append(Problem(
-                f"{path.name} line {number}",
                 f"bytes that are not UTF-8 ({line[exc.start:exc.start + 4]!r} at column "
-                f"{exc.start + 1}); save the file as UTF-8 (it may be Latin-1 or Windows-1252)"))
+                f"{exc.start + 1}); save the file as UTF-8 (it may be Latin-1 or Windows-1252)",
+                Where(path.name, "line", number)))
     return raw.decode("utf-8-sig", errors="replace"), problems, bad
 
 
@@ -104,19 +85,14 @@ def _read_jsonl(path: Path) -> tuple[list[Row], list[Problem]]:
         if not line.strip() or number in bad_lines:
             continue
         try:
-            rows.append(Row(f"{path.name} line {number}", json.loads(line)))
+            rows.append(Row(Where(path.name, "line", number), json.loads(line)))
         except json.JSONDecodeError as exc:
-            problems.append(Problem(f"{path.name} line {number}",
-                                    f"not valid JSON ({exc.msg} at column {exc.colno}); fix "
-                                    "or delete the line"))
+            problems.append(Problem(f"not valid JSON ({exc.msg} at column {exc.colno}); fix "
+                                    "or delete the line", Where(path.name, "line", number)))
     if not rows and text.lstrip().startswith("["):  # a JSON array in a .jsonl file
-        return [], [Problem(path.name, "holds a JSON array, not one JSON object per line; "
-                                       f"rename it to {path.stem}.json")]
-    return rows, sorted(problems, key=_line_order)
-
-
-def _line_order(problem: Problem) -> int:
-    return int(problem.where.rsplit(" ", 1)[-1])
+        return [], [Problem("holds a JSON array, not one JSON object per line; rename it to "
+                            f"{path.stem}.json", Where(path.name))]
+    return rows, in_file_order(problems)
 
 
 def _read_json(path: Path) -> tuple[list[Row], list[Problem]]:
@@ -131,17 +107,17 @@ def _read_json(path: Path) -> tuple[list[Row], list[Problem]]:
     except json.JSONDecodeError as exc:
         hint = " (one JSON object per line? name the file .jsonl)" if exc.msg.startswith(
             "Extra data") else ""
-        raise DataError(f"{path.name} line {exc.lineno}: not valid JSON ({exc.msg} at "
-                        f"column {exc.colno}){hint}") from None
+        raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno}){hint}",
+                        Where(path.name, "line", exc.lineno)) from None
     if (isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list)
             and next(iter(data)) not in ("messages", "conversations")):  # a single chat example
         data = next(iter(data.values()))  # {"train": [...]} style wrappers
     elif isinstance(data, dict) and ({"messages", "conversations"} & set(data)):
         data = [data]  # a file holding one chat example
     if not isinstance(data, list):
-        raise DataError(f"{path.name}: expected a JSON array of examples, got "
-                        f"{json_type(data)}")
-    return [Row(f"{path.name} item {i}", item) for i, item in enumerate(data, start=1)], []
+        raise DataError(f"expected a JSON array of examples, got {json_type(data)}",
+                        Where(path.name))
+    return [Row(Where(path.name, "item", i), item) for i, item in enumerate(data, start=1)], []
 
 
 def _array_items(name: str, text: str) -> list[Row] | None:
@@ -159,7 +135,7 @@ def _array_items(name: str, text: str) -> list[Row] | None:
                 return rows if not text[start + 1:].strip() else None
             value, end = decoder.raw_decode(text, start)
             line, counted = line + text.count("\n", counted, start), start
-            rows.append(Row(f"{name} line {line} (item {len(rows) + 1})", value))
+            rows.append(Row(Where(name, "line", line, item=len(rows) + 1), value))
             index = _skip_space(text, end)
             if text.startswith("]", index):
                 return rows if not text[index + 1:].strip() else None
@@ -182,23 +158,22 @@ def _read_csv(path: Path) -> tuple[list[Row], list[Problem]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows, first = [], 2
     for row in reader:
-        where = f"{path.name} line {reader.line_num}"  # the file line where the row ends
+        where = Where(path.name, "line", reader.line_num)  # the file line where the row ends
         lines, first = set(range(first, reader.line_num + 1)), reader.line_num + 1
         if lines & bad_lines:
             continue  # already named as bytes that are not UTF-8
         if None in row:  # DictReader files surplus cells under the key None
-            problems.append(Problem(where, f"{len(reader.fieldnames) + len(row[None])} cells "
-                                           f"but the header names {len(reader.fieldnames)} "
-                                           "columns; quote cells that contain commas"))
+            problems.append(Problem(f"{len(reader.fieldnames) + len(row[None])} cells but the "
+                                    f"header names {len(reader.fieldnames)} columns; quote "
+                                    "cells that contain commas", where))
             continue
         if None in row.values():  # and fills missing cells with None
             cells = sum(value is not None for value in row.values())
-            problems.append(Problem(where, f"only {cells} of the {len(reader.fieldnames)} "
-                                           "cells the header names; a quote may be missing or "
-                                           "misplaced"))
+            problems.append(Problem(f"only {cells} of the {len(reader.fieldnames)} cells the "
+                                    "header names; a quote may be missing or misplaced", where))
             continue
         rows.append(Row(where, dict(row)))
-    return rows, sorted(problems, key=_line_order)
+    return rows, in_file_order(problems)
 
 
 def _read_parquet(path: Path) -> tuple[list[Row], list[Problem]]:
@@ -207,38 +182,28 @@ def _read_parquet(path: Path) -> tuple[list[Row], list[Problem]]:
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise DataError(f"{path.name}: not a readable Parquet file ({exc})") from None
-    return [Row(f"{path.name} row {i}", row) for i, row in enumerate(table.to_pylist(), 1)], []
+        raise DataError(f"not a readable Parquet file ({exc})", Where(path.name)) from None
+    return [Row(Where(path.name, "row", i), row) for i, row in enumerate(table.to_pylist(), 1)], []
 
 
 def _read_datasets_folder(path: Path) -> tuple[list[Row], list[Problem]]:
     if not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
-        raise DataError(f"{path.name}: a folder, but not one saved by `datasets` (no "
-                        f"dataset_info.json); use {SUPPORTED}")
+        raise DataError(f"a folder, but not one saved by `datasets` (no dataset_info.json); use "
+                        f"{SUPPORTED}", Where(path.name))
     from datasets import load_from_disk
 
     data = load_from_disk(str(path))
     if hasattr(data, "keys"):  # a DatasetDict: take its train split
         if "train" not in data:
-            raise DataError(f"{path}: a DatasetDict without a 'train' split (has "
-                            f"{', '.join(data.keys())}); save the split you want to train on")
+            raise DataError(f"a DatasetDict without a 'train' split (has "
+                            f"{', '.join(data.keys())}); save the split you want to train on",
+                            Where(path.name))
         data = data["train"]
-    return [Row(f"{path.name} row {i}", row) for i, row in enumerate(data, start=1)], []
+    return [Row(Where(path.name, "row", i), row) for i, row in enumerate(data, start=1)], []
 
 
 READERS = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_json,
            ".csv": _read_csv, ".parquet": _read_parquet}
-
-
-def raise_if_problems(problems: list) -> None:
-    """Raise one DataError listing the problems (strings or Problems), if there are any."""
-    if not problems:
-        return
-    shown = problems[:MAX_LISTED]
-    more = len(problems) - len(shown)
-    tail = [f"... and {more} more (`workbench data check FILE` lists them all)"] if more else []
-    raise DataError("\n".join([f"{len(problems)} problem(s) in the dataset:"]
-                              + [f"  - {p}" for p in shown] + tail))
 
 
 JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "true/false",

@@ -19,8 +19,7 @@ from workbench.data.checking import SHORT_ANSWER, CheckResult, check, short_answ
 from workbench.data.dedup import NEAR_THRESHOLD, Duplicates, example_text, find_duplicates
 from workbench.data.encoding import measure_many
 from workbench.data.formats import Example
-from workbench.data.loading import Problem
-from workbench.errors import DataError
+from workbench.errors import DataError, Problem, Where
 
 PERCENTILES = (50, 90, 95, 99)
 LISTED = 5
@@ -40,17 +39,17 @@ class DataReport:
     trained: list[int]  # per example: tokens trained after the cut
     problems: list[Problem] = field(default_factory=list)  # rows left out, and why
     duplicates: Duplicates = field(default_factory=Duplicates)
-    short_answers: list[tuple[str, str]] = field(default_factory=list)  # (where, answer)
+    short_answers: list[tuple[Where, str]] = field(default_factory=list)  # (where, answer)
     short_limit: int = SHORT_ANSWER
     seconds: float = 0.0
 
     @property
-    def truncated(self) -> list[str]:
+    def truncated(self) -> list[Where]:
         """Where each example longer than max_length is (it is cut at the end)."""
         return [e.where for e, n in zip(self.examples, self.tokens) if n > self.max_length]
 
     @property
-    def nothing_trained(self) -> list[str]:
+    def nothing_trained(self) -> list[Where]:
         """Examples with no trained token left after the cut: training drops them."""
         return [e.where for e, n in zip(self.examples, self.trained) if n == 0]
 
@@ -72,30 +71,32 @@ class DataReport:
 
     def as_dict(self) -> dict:
         """Everything but the per-example lists, JSON-ready."""
-        dup = self.duplicates
+        dup, place = self.duplicates, lambda i: str(self.examples[i].where)
         return {"path": self.path, "format": self.format, "tokenizer": self.tokenizer,
                 "max_length": self.max_length, "train_on": self.train_on,
                 "rows_read": self.rows_read, "rows_by_format": self.row_formats,
                 "examples": len(self.examples), "problems": [str(p) for p in self.problems],
                 "tokens": self.percentiles(), "total_tokens": sum(self.tokens),
-                "truncated": self.truncated, "nothing_trained": self.nothing_trained,
+                "truncated": [str(w) for w in self.truncated],
+                "nothing_trained": [str(w) for w in self.nothing_trained],
                 "trained_tokens": sum(self.trained),
                 "trained_fraction": round(self.trained_fraction, 4),
-                "exact_duplicates": [[self.examples[i].where for i in g] for g in dup.exact],
-                "near_duplicates": [[self.examples[i].where, self.examples[j].where, s]
-                                    for i, j, s in dup.near],
-                "near_threshold": dup.threshold, "short_answers": self.short_answers,
+                "exact_duplicates": [[place(i) for i in g] for g in dup.exact],
+                "near_duplicates": [[place(i), place(j), s] for i, j, s in dup.near],
+                "near_threshold": dup.threshold,
+                "short_answers": [[str(w), answer] for w, answer in self.short_answers],
                 "short_answer_limit": self.short_limit, "seconds": round(self.seconds, 3)}
 
     def table(self):
         """One row per example (where, tokens, trained_tokens, truncated, duplicate_of,
         similarity) as a `datasets.Dataset`, to sort and filter in a notebook."""
-        from workbench.data.tables import to_dataset
+        from workbench.data.tables import rows_to_dataset
 
         drop = self.duplicates.drop
-        return to_dataset([{
-            "where": e.where, "tokens": n, "trained_tokens": t, "truncated": n > self.max_length,
-            "duplicate_of": self.examples[drop[i][1]].where if i in drop else None,
+        return rows_to_dataset([{
+            "where": str(e.where), "tokens": n, "trained_tokens": t,
+            "truncated": n > self.max_length,
+            "duplicate_of": str(self.examples[drop[i][1]].where) if i in drop else None,
             "similarity": drop[i][2] if i in drop else None}
             for i, (e, n, t) in enumerate(zip(self.examples, self.tokens, self.trained))])
 
@@ -143,11 +144,11 @@ class DataReport:
         printer.text(self.summary())
 
 
-def _where(items: list[str]) -> str:
+def _where(items: list[Where]) -> str:
     if not items:
         return ""
     more = f", ... ({len(items) - LISTED} more)" if len(items) > LISTED else ""
-    return ": " + ", ".join(items[:LISTED]) + more
+    return ": " + ", ".join(map(str, items[:LISTED])) + more
 
 
 def report(source, tokenizer, max_length: int = 512, train_on: str = "responses",
@@ -165,8 +166,7 @@ def report(source, tokenizer, max_length: int = 512, train_on: str = "responses"
     for example, measured in zip(checked.examples, measure_many(checked.examples, tokenizer,
                                                                 max_length, train_on)):
         if isinstance(measured, DataError):
-            problems.append(Problem(example.where, str(measured).removeprefix(
-                f"{example.where}: ")))
+            problems.append(Problem(measured.message, example.where))
             continue
         examples.append(example)
         tokens.append(measured[0])

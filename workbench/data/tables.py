@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from workbench.errors import DataError
 
 
-def to_dataset(source, fmt: str = "auto"):
-    """A `datasets.Dataset` from a dataset file (checked first), a check result or a list
-    of row dicts. Columns are the union of the rows' keys; a row without a key gets None."""
-    from workbench.data.checking import CheckResult, check
-
-    if isinstance(source, (str, Path)):
-        source = check(source, fmt).raise_if_problems()
-    if isinstance(source, CheckResult):
-        source = [row.value for row in source.rows]
-    return _from_rows(list(source))
-
-
-def _from_rows(rows: list[dict]):
+def rows_to_dataset(rows: list[dict]):
+    """A `datasets.Dataset` from row dicts. Columns are the union of the rows' keys; a row
+    without a key gets None."""
     from datasets import Dataset
 
     columns: dict[str, list] = {}

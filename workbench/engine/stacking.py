@@ -20,9 +20,10 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 from workbench.engine.rundir import ADAPTER, CONFIG, RunDir
-from workbench.errors import ConfigError, RunError
+from workbench.errors import ConfigError, Problem, RunError
 
 BASE_ADAPTERS = "base_adapters"
+START_FROM = "lora.start_from"
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -58,16 +59,18 @@ def resolve_start(config: RunConfig) -> StartPoint | None:
     if (path / CONFIG).is_file():
         run = RunDir(path)
         if not (run.adapter_dir / ADAPTER_CONFIG).is_file():
-            raise ConfigError([f"lora.start_from {raw!r} is a run folder without a saved adapter "
-                               f"(status: {run.status()}); finish or resume that run first"])
+            raise ConfigError([Problem(f"lora.start_from {raw!r} is a run folder without a saved "
+                                       f"adapter (status: {run.status()}); finish or resume "
+                                       "that run first", key=START_FROM)])
         adapter, beneath = run.adapter_dir, base_adapter_dirs(path)
         base = run.read_config().model.name
     elif (path / ADAPTER_CONFIG).is_file():
         adapter, beneath, base = path, [], adapter_base_model(path)
     else:
-        raise ConfigError([f"lora.start_from {raw!r}: no run folder or adapter folder there "
-                           "(a run folder has config.yaml, an adapter folder adapter_config.json); "
-                           "`workbench adapters` lists the adapters in a runs folder"])
+        raise ConfigError([Problem(f"lora.start_from {raw!r}: no run folder or adapter folder "
+                                   "there (a run folder has config.yaml, an adapter folder "
+                                   "adapter_config.json); `workbench adapters` lists the "
+                                   "adapters in a runs folder", key=START_FROM)])
     check_same_base(f"lora.start_from {raw!r}", base, config.model.name)
     return StartPoint(config.lora.start_mode, raw, adapter, tuple(beneath), base)
 
@@ -86,9 +89,10 @@ def check_same_base(what: str, trained_on: str, model_name: str) -> None:
 
     theirs, ours = model_identity(trained_on), model_identity(model_name)
     if theirs != ours:
-        raise ConfigError([f"{what} was trained on {trained_on!r} ({theirs}), but model.name is "
-                           f"{model_name!r} ({ours}); an adapter only fits the base model it was "
-                           f"trained on, so set model.name: {trained_on}"])
+        raise ConfigError([Problem(f"{what} was trained on {trained_on!r} ({theirs}), but "
+                                   f"model.name is {model_name!r} ({ours}); an adapter only fits "
+                                   f"the base model it was trained on, so set model.name: "
+                                   f"{trained_on}", key=START_FROM)])
 
 
 def base_adapter_dirs(run_dir: str | Path) -> list[Path]:

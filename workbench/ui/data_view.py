@@ -29,10 +29,10 @@ def pick(report, which=0):
         if not -len(examples) <= which < len(examples):
             raise DataError(f"example {which} does not exist; the report has {len(examples)}")
         return examples[which]
-    found = [e for e in examples if e.where == which or e.where.endswith(f" {which}")]
+    found = [e for e in examples if which in (str(e.where), e.where.place)]
     if not found:
         raise DataError(f"no example at {which!r}; give an index, 'longest', or a place such "
-                        f"as {examples[0].where.split(' ', 1)[-1]!r}")
+                        f"as {examples[0].where.place!r}")
     return found[0]
 
 

@@ -14,7 +14,7 @@ import html
 import ipywidgets as widgets
 
 from workbench.config import SECTIONS, RunConfig, field_types
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, Problem
 
 MODEL_CHOICES = ["demo"]  # plus whatever the user types: a folder, a .gguf file, a hub id
 LABEL_WIDTH = "11em"
@@ -73,14 +73,15 @@ class ConfigForm(widgets.VBox):
                 if key in self.inputs:
                     self.set_value(key, value)
                 else:
-                    unknown.append(f"{key}: unknown field")
+                    unknown.append(Problem("unknown field", key=key))
         if unknown:
             raise ConfigError(unknown)
 
     def set_value(self, key: str, value) -> None:
         """Set one field from a Python value, as if typed (`form.set_value("train.max_steps", 5)`)."""
         if key not in self.inputs:
-            raise ConfigError([f"{key}: unknown field; fields are {', '.join(self.inputs)}"])
+            raise ConfigError([Problem(f"unknown field; fields are {', '.join(self.inputs)}",
+                                       key=key)])
         self.inputs[key].value = _to_widget(self._fields[key], self.inputs[key], value)
 
     def values(self) -> dict:
@@ -91,7 +92,7 @@ class ConfigForm(widgets.VBox):
             raw[section][name] = _from_widget(self._fields[key], control)
         return raw
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[Problem]:
         try:
             RunConfig.from_dict(self.values())
         except ConfigError as exc:
@@ -117,20 +118,15 @@ class ConfigForm(widgets.VBox):
         for callback in self._listeners:
             callback(problems)
 
-    def _show_problems(self) -> list[str]:
+    def _show_problems(self) -> list[Problem]:
+        """Each problem beside the field its key names; the rest (an unknown section) on top."""
         problems = self.problems()
-        by_field: dict[str, list[str]] = {}
-        general = []
-        for problem in problems:
-            key = problem.split(":", 1)[0].split(" ", 1)[0]
-            (by_field.setdefault(key, []) if key in self.inputs else general).append(problem)
         for key, error in self.errors.items():
-            messages = [p.split(":", 1)[1].strip() if p.startswith(key + ":") else p
-                        for p in by_field.get(key, [])]
-            error.value = "".join(f'<span style="color:#de2d26">{html.escape(m)}</span><br>'
-                                  for m in messages)
+            error.value = "".join(f'<span style="color:#de2d26">{html.escape(p.text)}</span><br>'
+                                  for p in problems if p.key == key)
         self.general_errors.value = "".join(
-            f'<div style="color:#de2d26">{html.escape(p)}</div>' for p in general)
+            f'<div style="color:#de2d26">{html.escape(str(p))}</div>' for p in problems
+            if p.key not in self.inputs)
         return problems
 
 

@@ -134,7 +134,7 @@ def preview_html(examples: list[tuple[str, list[tuple[str, str]]]], note: str = 
     for where, segments in examples:
         body = "".join(f'<span style="{PREVIEW_STYLES[kind]}">{html.escape(text)}</span>'
                        for text, kind in segments)
-        blocks.append(f"<div><b>{html.escape(where)}</b><pre style=\"white-space:pre-wrap;"
+        blocks.append(f"<div><b>{html.escape(str(where))}</b><pre style=\"white-space:pre-wrap;"
                       f"border:1px solid #d9d9d9;padding:4px\">{body}</pre></div>")
     extra = f"<p>{html.escape(note)}</p>" if note else ""
     return legend + extra + "".join(blocks)
