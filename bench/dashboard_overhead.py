@@ -63,7 +63,7 @@ def config_for(model: str, steps: int, runs_dir: str):
 
 def headless(config) -> list[float]:
     from workbench.engine.run import Run
-    from workbench.plots import LossChartFile
+    from workbench.plots.loss import LossChartFile
 
     clock = StepClock()
     Run(config, sinks=[LossChartFile(), clock]).execute()

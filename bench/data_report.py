@@ -56,7 +56,7 @@ def main():
     from workbench.data import check, report
     from workbench.data.dedup import example_text, find_duplicates
     from workbench.data.encoding import measure_many
-    from workbench.data_plots import length_histogram_png
+    from workbench.plots.lengths import length_histogram_png
 
     folder = Path(tempfile.mkdtemp())
     path = folder / "synthetic.jsonl"

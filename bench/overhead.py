@@ -42,7 +42,7 @@ def workbench_step(steps):
     from workbench.config import RunConfig
     from workbench.engine.run import Run
     from workbench.events import StepLogged
-    from workbench.plots import LossChartFile
+    from workbench.plots.loss import LossChartFile
 
     times = []
 

@@ -17,6 +17,20 @@ REPO = Path(__file__).resolve().parent.parent
 ORDERS = REPO / "workbench" / "demo" / "orders.jsonl"
 
 
+def in_ci() -> bool:
+    """`.ci/run` exports CI=true: there a missing test tool is a failure, never a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require(missing: list[str], what: str) -> None:
+    """Skip a test whose tools are missing, naming them; under CI, fail instead."""
+    if missing:
+        message = f"{what} need " + "; ".join(missing)
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def demo_dir() -> str:
     from workbench.backends.models import resolve_model

@@ -101,7 +101,7 @@ def test_a_template_refusal_leaves_the_row_out_of_the_report(tmp_path, demo_toke
 
 
 def test_histogram_and_highlighted_example(mixed_file, demo_tokenizer, tmp_path):
-    from workbench.data_plots import length_histogram_png
+    from workbench.plots.lengths import length_histogram_png
     from workbench.ui.data_view import example_html, pick
 
     rep = report(mixed_file, demo_tokenizer, max_length=64)

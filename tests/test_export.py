@@ -58,11 +58,10 @@ def runs(tiny_model_dir, tmp_path_factory):
 def peft_logits(run_dir):
     import torch
 
-    from workbench.engine.stacking import load_run_model
+    from workbench import load_run
 
-    _, bundle = load_run_model(run_dir)
     with torch.no_grad():
-        return bundle.model.eval()(input_ids=torch.tensor(IDS)).logits
+        return load_run(run_dir).model.eval()(input_ids=torch.tensor(IDS)).logits
 
 
 # -- library --------------------------------------------------------------------------------

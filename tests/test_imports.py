@@ -1,11 +1,12 @@
 """Heavy libraries load lazily, and the layers only import to their left."""
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import require
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,10 +19,28 @@ def test_import_workbench_does_not_import_torch():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-LINT_IMPORTS = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+def lint_imports() -> str | None:
+    """The import-linter command next to this Python (LINT_IMPORTS overrides where to look)."""
+    return os.environ.get("LINT_IMPORTS") or shutil.which(
+        "lint-imports", path=str(Path(sys.executable).parent))
 
 
-@pytest.mark.skipif(LINT_IMPORTS is None, reason="import-linter not installed (pip install .[dev])")
 def test_import_layers_hold():
-    result = subprocess.run([LINT_IMPORTS], cwd=REPO, capture_output=True, text=True)
+    command = lint_imports()
+    require([] if command and os.access(command, os.X_OK) else
+            ["import-linter (pip install -e '.[dev]')"], "the layer contracts")
+    result = subprocess.run([command], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_missing_import_linter_fails_under_ci_and_only_skips_outside_it():
+    def run(ci: str):
+        env = {**os.environ, "CI": ci, "LINT_IMPORTS": "/nonexistent/lint-imports"}
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               f"{Path(__file__)}::test_import_layers_hold"], cwd=REPO, env=env,
+                              capture_output=True, text=True)
+
+    under_ci, outside = run("true"), run("")
+    assert under_ci.returncode == 1 and "1 failed" in under_ci.stdout, under_ci.stdout
+    assert "import-linter" in under_ci.stdout
+    assert outside.returncode == 0 and "1 skipped" in outside.stdout, outside.stdout

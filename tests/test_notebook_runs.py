@@ -175,7 +175,7 @@ def test_a_2x2_sweep_writes_a_table_of_four_runs_with_their_metrics(sweep_2x2):
 
 def test_the_compare_helpers_read_a_sweep_folder(sweep_2x2):
     from workbench.notebooks.compare import (config_table_html, differing_keys, load_runs,
-                                             overlay_png, samples_table_html)
+                                             overlay_png, runs_samples_html)
 
     folder, _ = sweep_2x2
     runs = load_runs(folder)
@@ -185,7 +185,7 @@ def test_the_compare_helpers_read_a_sweep_folder(sweep_2x2):
     assert "model.name" not in differ and "train.max_steps" not in differ
     only = config_table_html(runs, only_differences=True)
     assert "lora.r" in only and "model.name" not in only
-    assert "base model" in samples_table_html(runs)
+    assert "base model" in runs_samples_html(runs)
     assert overlay_png(runs)[:4] == b"\x89PNG"
     with pytest.raises(WorkbenchError, match="no run named nope"):
         load_runs(folder, ["nope"])

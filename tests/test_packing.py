@@ -66,30 +66,28 @@ def test_packed_loss_equals_padded_loss(tiny_model_dir, orders_subset, tmp_path)
     """Same examples, same weights: the engine's loss on packed rows equals padded batches."""
     from workbench.backends.hf import HFBackend
     from workbench.data import encode_splits, load_splits
-    from workbench.engine.trainer import _trainer_class
+    from workbench.engine.rundir import RunDir
+    from workbench.engine.run import training_arguments
+    from workbench.engine.trainer import WorkbenchTrainer
 
     config = tiny_config(tiny_model_dir, orders_subset, tmp_path, data={"eval_fraction": 0})
     bundle = HFBackend().load(config)
     encoded = encode_splits(load_splits(config.data, 0), bundle.tokenizer, config.data)
     rows = encoded.train[:10]
-    trainer_class = _trainer_class()
+    args = training_arguments(config, RunDir.create(tmp_path, "t"), bundle, has_eval=False)
+    trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=rows,
+                               data_collator=PaddingCollator(0))
+    assert trainer.selective_head  # the loss under test
     bundle.model.eval()
 
     def loss_of(batch):
         count = (batch["labels"][:, 1:] != IGNORE).sum()
-        return trainer_class.compute_loss(_FakeSelf(), bundle.model, batch,
-                                          num_items_in_batch=count)
+        return trainer.compute_loss(bundle.model, batch, num_items_in_batch=count)
 
     with torch.no_grad():
         padded = loss_of(PaddingCollator(0)(rows))
         packed = loss_of(PackedCollator(0)(pack_rows(rows, 512)))
     assert packed.item() == pytest.approx(padded.item(), abs=1e-5)
-
-
-class _FakeSelf:
-    """Just enough of a Trainer to call compute_loss unbound on a model directly."""
-    _selective_head = True
-    _tokens_pending = None
 
 
 def test_packing_and_length_grouping_train_end_to_end(tiny_model_dir, orders_subset, tmp_path):

@@ -309,7 +309,7 @@ def test_model_loss_path_trains_the_same_objective(tiny_model_dir, orders_subset
     from workbench.data.encoding import PaddingCollator
     from workbench.engine.rundir import RunDir
     from workbench.engine.run import training_arguments
-    from workbench.engine.trainer import make_trainer
+    from workbench.engine.trainer import WorkbenchTrainer
 
     config = tiny_config(tiny_model_dir, orders_subset, tmp_path, model={"dtype": "float32"},
                          train={"gradient_checkpointing": True})
@@ -320,12 +320,12 @@ def test_model_loss_path_trains_the_same_objective(tiny_model_dir, orders_subset
     losses, flags = [], []
     for own in (False, True):
         args = training_arguments(config, folder, bundle, has_eval=False)
-        trainer = make_trainer(model=bundle.model, args=args, train_dataset=rows,
-                               data_collator=PaddingCollator(bundle.tokenizer.pad_token_id),
-                               model_loss=own)
+        trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=rows,
+                                   data_collator=PaddingCollator(bundle.tokenizer.pad_token_id),
+                                   model_loss=own)
         with torch.no_grad():
             losses.append(trainer.compute_loss(bundle.model, dict(batch)).item())
-        flags.append(trainer._selective_head)
+        flags.append(trainer.selective_head)
     assert flags == [True, False]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 

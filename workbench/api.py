@@ -10,10 +10,11 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 from workbench.console import ConsoleSink
-from workbench.engine.rundir import ENVIRONMENT, RunDir
+from workbench.engine.loaded import LoadedRun, load_run
+from workbench.engine.preview import tokenizer_for  # noqa: F401 (part of the public API)
 from workbench.engine.run import Run, RunResult
 from workbench.events import Control
-from workbench.plots import LossChartFile
+from workbench.plots.loss import LossChartFile
 
 
 def default_sinks(quiet: bool = False) -> list:
@@ -32,50 +33,7 @@ def resume(run_dir: str | Path, sinks=(), control: Control | None = None,
     return Run.resume(run_dir, sinks=default_sinks(quiet) + list(sinks), control=control).execute()
 
 
-class TunedModel:
-    """A finished run's adapter on its base model, ready to answer prompts."""
+def TunedModel(run_dir: str | Path) -> LoadedRun:  # noqa: N802 (the README's name since 0.1)
+    """A finished run's model, ready to answer prompts: `load_run(run_dir)`."""
+    return load_run(run_dir)
 
-    def __init__(self, run_dir: str | Path):
-        from workbench.backends.hf import HFBackend
-        from workbench.engine.stacking import base_adapter_dirs
-
-        folder = RunDir.open(run_dir)
-        if not folder.adapter_dir.is_dir():
-            raise_missing_adapter(folder)
-        self.config = folder.read_config()
-        fmt = folder.read_json(ENVIRONMENT).get("data", {}).get("format", self.config.data.format)
-        self.chat = fmt in ("messages", "alpaca", "auto")
-        # A run stacked on earlier adapters (lora.start_mode merge) needs them merged first.
-        self.bundle = HFBackend().load(self.config, adapter_dir=str(folder.adapter_dir),
-                                       trainable=False,
-                                       base_adapters=[str(p) for p in base_adapter_dirs(folder.path)])
-
-    def generate(self, prompts: list[str], base: bool = False, max_new_tokens: int | None = None,
-                 temperature: float | None = None) -> list[str]:
-        from workbench.engine.sampling import generate
-
-        sample = self.config.sample
-        return generate(self.bundle.model, self.bundle.tokenizer, prompts,
-                        max_new_tokens=sample.max_new_tokens if max_new_tokens is None else max_new_tokens,
-                        temperature=sample.temperature if temperature is None else temperature,
-                        chat=self.chat, system_prompt=self.config.data.system_prompt, base=base)
-
-
-def tokenizer_for(model: str = "demo", trust_remote_code: bool = False):
-    """The tokenizer (with its chat template) of what model.name accepts: `demo`, a model
-    folder, a .gguf file or a hub id; the weights are not loaded."""
-    from workbench.backends.hf import load_tokenizer
-    from workbench.backends.models import resolve_model
-
-    return load_tokenizer(resolve_model(model), trust_remote_code)
-
-
-def raise_missing_adapter(folder: RunDir):
-    from workbench.errors import RunError
-
-    status = folder.status()
-    if folder.last_checkpoint() is not None:
-        hint = f"resume it with `workbench train --resume {folder.path}`"
-    else:
-        hint = "it has no checkpoint either, so train it again"
-    raise RunError(f"{folder.path} has no adapter (status: {status}); {hint}")

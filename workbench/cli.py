@@ -315,7 +315,7 @@ def data_report(args) -> int:
 
     from workbench.api import tokenizer_for
     from workbench.data import check, report
-    from workbench.data_plots import length_histogram_png
+    from workbench.plots.lengths import length_histogram_png
 
     settings = {"model": "demo", "format": "auto", "max_length": 512,
                 "train_on": "responses", "system_prompt": None}

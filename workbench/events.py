@@ -3,7 +3,8 @@
 The engine tells the world what happens through frozen event dataclasses sent to
 sinks (any callable taking one event). The only way back into a running training
 loop is a `Control`, whose requests are honoured at the next optimizer step.
-Stdlib only: the same events drive a console, a log file, a chart or a widget.
+Stdlib only: the same events drive the run folder (`engine.recorder`), a console, a
+chart or a widget, whatever the training method that emits them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class EvalLogged:
     step: int
     eval_loss: float
     perplexity: float
+    epoch: float = 0.0
+    elapsed_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class RunResumed:
 class RunEnded:
     """The last event of every run. status is finished, stopped or failed."""
 
-    status: str
+    status: Literal["finished", "stopped", "failed"]
     step: int
     run_dir: str
     summary: dict = field(default_factory=dict)
@@ -92,13 +95,13 @@ Event = (
 
 
 class Sink(Protocol):
-    def __call__(self, event: Any) -> None: ...
+    def __call__(self, event: Event) -> None: ...
 
 
-def fan_out(sinks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
+def fan_out(sinks: list[Sink]) -> Callable[[Event], None]:
     """One emit function for many sinks. A failing sink is logged, never kills training."""
 
-    def emit(event: Any) -> None:
+    def emit(event: Event) -> None:
         for sink in sinks:
             try:
                 sink(event)

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import require
 from jupyterlab_harness import CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT, LabPage, LabServer, number
 
 pytestmark = pytest.mark.e2e
@@ -42,11 +43,7 @@ def require_browser_stack() -> None:
                for name in ("playwright", "jupyterlab") if importlib.util.find_spec(name) is None]
     if not os.access(CHROMIUM, os.X_OK):
         missing.append(f"{CHROMIUM}: {INSTALL_HINT}")
-    if missing:
-        message = "browser tests need " + "; ".join(missing)
-        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(missing, "browser tests")
 
 
 @pytest.fixture

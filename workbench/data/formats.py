@@ -22,6 +22,7 @@ FORMAT_KEYS = {
     "prompt_completion": ({"prompt", "completion"},),
     "text": ({"text"},),
 }
+RAW_FORMATS = ("prompt_completion", "text")  # used as plain text: no chat template
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "model": "assistant"}
@@ -47,6 +48,12 @@ KEY_HINTS = {"question": "prompt", "query": "prompt", "answer": "completion",
              "response": "completion (or output, with instruction)", "conversation":
              "conversations", "dialog": "messages", "chat": "messages", "content": "text",
              "chosen": "messages (preference pairs are not supported: keep the chosen answer)"}
+
+
+def is_chat_format(fmt: str) -> bool:
+    """Whether prompts of this format are rendered with the chat template. `auto` (a format
+    never detected, as for a bare adapter folder) counts as chat: instruct models are."""
+    return fmt not in RAW_FORMATS
 
 
 def row_format(value) -> str | None:

@@ -1,6 +1,6 @@
 """What a dataset looks like to one model: token lengths with its tokenizer and chat
 template, truncation at max_length, the share of tokens trained, duplicates and very
-short answers. Plain data; `workbench.data_plots` draws the length histogram and
+short answers. Plain data; `workbench.plots.lengths` draws the length histogram and
 `workbench.ui.data_view` shows examples with the trained tokens highlighted.
 
     rep = report("my.jsonl", tokenizer, max_length=512)

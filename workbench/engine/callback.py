@@ -1,23 +1,23 @@
-"""The bridge between transformers.Trainer and the workbench: trainer hooks become
-events and run-folder rows; `Control` requests become TrainerControl flags."""
+"""The bridge between transformers.Trainer and the workbench: trainer hooks become events
+(which the run folder's recorder and every other sink receive); `Control` requests
+become TrainerControl flags. It writes nothing itself."""
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from transformers import TrainerCallback
 
-from workbench.engine.rundir import METRICS, SAMPLES, RunDir
 from workbench.events import (CheckpointSaved, Control, EvalLogged, RunPaused, RunResumed,
                               RunStarted, SampleGenerated, StepLogged)
 
 
 class EventCallback(TrainerCallback):
-    def __init__(self, *, emit, control: Control, run_dir: RunDir, started: dict,
-                 sample_every: int, sampler, sample_base_first: bool,
-                 elapsed_offset: float = 0.0):
-        self.emit, self.requests, self.run_dir = emit, control, run_dir
+    def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
+                 sample_base_first: bool, elapsed_offset: float = 0.0):
+        self.emit, self.requests = emit, control
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
         self.sample_base_first = sample_base_first
         self.trainer = None  # set by the engine once the Trainer exists
@@ -68,17 +68,14 @@ class EventCallback(TrainerCallback):
             tokens_seen=int(state.num_input_tokens_seen),
             tokens_per_second=round(new_tokens / busy, 1), elapsed_seconds=round(self.elapsed(), 2))
         self.last_loss = event.loss
-        self.run_dir.append_jsonl(METRICS, event.__dict__)
         self.emit(event)
 
     def _log_eval(self, state, logs):
         loss = float(logs["eval_loss"])
         event = EvalLogged(step=state.global_step, eval_loss=loss,
-                           perplexity=math.exp(min(loss, 50.0)))
+                           perplexity=math.exp(min(loss, 50.0)), epoch=round(state.epoch or 0, 4),
+                           elapsed_seconds=round(self.elapsed(), 2))
         self.eval_losses.append((event.step, loss))
-        self.run_dir.append_jsonl(METRICS, {"step": event.step, "epoch": round(state.epoch or 0, 4),
-                                            "eval_loss": loss, "perplexity": event.perplexity,
-                                            "elapsed_seconds": round(self.elapsed(), 2)})
         self.emit(event)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -102,9 +99,9 @@ class EventCallback(TrainerCallback):
         def save_if_asked():
             if self.requests.take_save_request():
                 # The same state Trainer saves right after this hook: step, optimizer and
-                # scheduler are all updated. _save_checkpoint is what Trainer itself calls.
-                self.trainer._save_checkpoint(self.trainer.model, trial=None)
-                self.on_save(None, state, None)
+                # scheduler are all updated.
+                self.trainer.save_checkpoint_now()
+                self.on_save(self.trainer.args, state, None)
 
         self.requests.wait_while_paused(on_poll=save_if_asked)
         self._excluded += time.perf_counter() - paused_at
@@ -116,14 +113,9 @@ class EventCallback(TrainerCallback):
         self._excluded += time.perf_counter() - began
         if not prompts:
             return
-        event = SampleGenerated(step=step, prompts=tuple(prompts), completions=tuple(completions),
-                                adapter=not base)
-        for prompt, completion in zip(prompts, completions):
-            self.run_dir.append_jsonl(SAMPLES, {"step": step, "adapter": not base,
-                                                "prompt": prompt, "completion": completion})
-        self.emit(event)
+        self.emit(SampleGenerated(step=step, prompts=tuple(prompts),
+                                  completions=tuple(completions), adapter=not base))
 
     def on_save(self, args, state, control, **kwargs):
-        path = self.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
-        self.run_dir.note_checkpoint(state.global_step, path)
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.emit(CheckpointSaved(step=state.global_step, path=str(path)))

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from workbench.config import RunConfig
+from workbench.engine.rundir import checkpoint_step
 from workbench.errors import RunError
 
 OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory")
@@ -36,7 +37,7 @@ def is_disk_full(exc: BaseException) -> bool:
 def explain(exc: BaseException, config: RunConfig, run_dir: Path | None, step: int,
             last_checkpoint: Path | None, device: str) -> RunError | None:
     """A RunError naming the fix for a resource fault, or None for anything else."""
-    kept = (f"Checkpoints up to step {last_checkpoint.name.split('-')[-1]} are kept in "
+    kept = (f"Checkpoints up to step {checkpoint_step(last_checkpoint)} are kept in "
             f"{last_checkpoint.parent}." if last_checkpoint else "No checkpoint was saved yet.")
     if is_out_of_memory(exc):
         return RunError(f"out of memory on the {device} at step {step} "

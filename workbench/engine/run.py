@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import RunConfig
-from workbench.data import encode_splits, load_splits
-from workbench.engine.rundir import ENVIRONMENT, SUMMARY, RunDir, replace_folder
+from workbench.data.formats import is_chat_format
+from workbench.data.splits import encode_splits, load_splits
+from workbench.engine.loaded import LoadedRun
+from workbench.engine.recorder import RunRecorder
+from workbench.engine.rundir import ENVIRONMENT, RunDir, checkpoint_step, replace_folder
 from workbench.errors import RunError
 from workbench.events import Control, RunEnded, fan_out
 
@@ -42,10 +45,13 @@ class Run:
                  resume_dir: str | Path | None = None):
         self.config = config.validate()
         self.control = control or Control()
-        self.emit = fan_out(list(sinks))
+        self.sinks = fan_out(list(sinks))
+        self.recorder: RunRecorder | None = None  # writes the run folder, once it exists
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.run_dir: RunDir | None = None
         self.bundle = None  # the loaded model once setup has run
+        self.chat = True  # whether prompts get the chat template: set from the data format
+        self.loaded: LoadedRun | None = None  # the live model, shaped like a finished run's
         self.callback = None
         self.trainer = None
         self.data_stats: dict = {}
@@ -62,10 +68,16 @@ class Run:
                            "every train.save_every steps")
         return cls(folder.read_config(), sinks, control, resume_dir=run_dir)
 
+    def emit(self, event) -> None:
+        """The run folder first (a failed write fails the run), then every other sink."""
+        if self.recorder is not None:
+            self.recorder(event)
+        self.sinks(event)
+
     def execute(self) -> RunResult:
         """Run to the end and return its status and summary; errors are recorded, then raised."""
         from workbench.backends import select_backend
-        from workbench.engine.stacking import record_start, resolve_start
+        from workbench.engine.start_from import record_start, resolve_start
 
         started = time.time()
         # First: a backend that cannot run here fails before data or model load, and
@@ -83,21 +95,24 @@ class Run:
             self.run_dir.mark_running()
             if self.start:
                 record_start(self.run_dir, self.start)
+        self.recorder = RunRecorder(self.run_dir)
         try:
             self._setup(splits, versions)
             status = self._train()
             summary = self._finish(status, started)
+            ended = RunEnded(status=status, step=summary["step"], run_dir=str(self.run_dir.path),
+                             summary=summary)
+            self.recorder(ended)  # summary.json; inside the try, so a full disk is explained
         except BaseException as exc:  # KeyboardInterrupt too: the folder must say what happened
             explained = self._explain_resource_fault(exc)
-            summary = self._record_failure(explained or exc, started)
+            summary = self._failure_summary(explained or exc, started)
             self.emit(RunEnded(status="failed", step=summary.get("step", 0),
                                run_dir=str(self.run_dir.path), summary=summary,
                                error=summary["error"]))
             if explained is not None:
                 raise explained from exc
             raise
-        self.emit(RunEnded(status=status, step=summary["step"], run_dir=str(self.run_dir.path),
-                           summary=summary))
+        self.sinks(ended)
         return RunResult(status, self.run_dir.path, summary)
 
     # -- setup ---------------------------------------------------------------------------
@@ -112,7 +127,9 @@ class Run:
                 "target_modules and use_rslora are not used")
         encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data)
         self.data_stats = encoded.stats
-        self.chat = splits.format in ("messages", "alpaca")
+        self.chat = is_chat_format(splits.format)
+        self.loaded = LoadedRun(self.config, self.bundle, self.chat, self.run_dir.path,
+                                self.bundle.backend)
         self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
         self.trainer = self._build_trainer(encoded)
 
@@ -120,10 +137,8 @@ class Run:
         """Which saved adapters a stacked run loads: those merged beneath (copied into its
         folder), and in `continue` mode the adapter it trains further, which on resume is
         the one in its last checkpoint."""
-        from workbench.engine.stacking import base_adapter_dirs
-
         lora = self.config.lora
-        kwargs = {"base_adapters": [str(p) for p in base_adapter_dirs(self.run_dir.path)]}
+        kwargs = {"base_adapters": [str(p) for p in self.run_dir.base_adapter_dirs()]}
         if lora.start_from and lora.start_mode == "continue":
             start = self.start.adapter if self.start else self.run_dir.last_checkpoint()
             kwargs["adapter_dir"] = str(start)
@@ -149,11 +164,11 @@ class Run:
         from workbench.data.encoding import PaddingCollator
         from workbench.data.packing import PackedCollator
         from workbench.engine.callback import EventCallback
-        from workbench.engine.trainer import make_trainer
+        from workbench.engine.trainer import WorkbenchTrainer
 
         cfg, bundle = self.config, self.bundle
         self.callback = EventCallback(
-            emit=self.emit, control=self.control, run_dir=self.run_dir,
+            emit=self.emit, control=self.control,
             started={"run_dir": str(self.run_dir.path), "config": cfg.to_dict(),
                      "train_examples": self.data_stats["train"]["examples"],
                      "eval_examples": self.data_stats.get("eval", {}).get("examples", 0),
@@ -161,23 +176,23 @@ class Run:
                      "data": self.data_stats},
             sample_every=cfg.sample.every, sampler=self._sample,
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
-            elapsed_offset=self._elapsed_before_resume())
+            elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         pad = bundle.tokenizer.pad_token_id
         collator = PackedCollator(pad, bundle.model.dtype) if cfg.data.packing \
             else PaddingCollator(pad)
-        trainer = make_trainer(model=bundle.model, args=args, train_dataset=encoded.train,
-                               eval_dataset=encoded.eval or None, data_collator=collator,
-                               processing_class=bundle.tokenizer, callbacks=[self.callback],
-                               model_loss=bundle.model_loss)
+        trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=encoded.train,
+                                   eval_dataset=encoded.eval or None, data_collator=collator,
+                                   processing_class=bundle.tokenizer, callbacks=[self.callback],
+                                   model_loss=bundle.model_loss)
         self.callback.trainer = trainer
         if self.resume_dir:  # the summary covers the whole run, not only this session
             self.callback.restore_history(self.run_dir.metrics())
         return trainer
 
-    def _elapsed_before_resume(self) -> float:
-        if not self.resume_dir:
-            return 0.0
+    def _rewind_to_checkpoint(self) -> float:
+        """Drop the log rows after the checkpoint being resumed (so the run continues one
+        clean curve) and return the training seconds recorded up to it."""
         step = checkpoint_step(self.run_dir.last_checkpoint())
         self.run_dir.truncate_metrics_after(step)
         rows = [r for r in self.run_dir.metrics() if "elapsed_seconds" in r]
@@ -192,8 +207,7 @@ class Run:
             # Stopped at its last step: every step is trained. Trainer.train would take one
             # more before it checks max_steps, so load the checkpoint the way it would and
             # go straight to the final evaluation and samples.
-            self.trainer._load_from_checkpoint(str(checkpoint))
-            self.trainer.state = done
+            self.trainer.restore_checkpoint(checkpoint, done)
             self.callback.on_train_begin(self.trainer.args, done, self.trainer.control)
         else:
             self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -211,22 +225,14 @@ class Run:
         return any(s == step for s, _ in self.callback.eval_losses)
 
     def _sample(self, base: bool):
-        from workbench.engine.sampling import generate
-
         prompts = list(self.config.sample.prompts)
-        completions = generate(self.bundle.model, self.bundle.tokenizer, prompts,
-                               max_new_tokens=self.config.sample.max_new_tokens,
-                               temperature=self.config.sample.temperature, chat=self.chat,
-                               system_prompt=self.config.data.system_prompt, base=base)
-        return prompts, completions
+        return prompts, self.loaded.generate(prompts, base=base)
 
     # -- save ----------------------------------------------------------------------------
 
     def _finish(self, status: str, started: float) -> dict:
         save_adapter(self.bundle.model, self.bundle.tokenizer, self.run_dir.adapter_dir)
-        summary = self._summary(status, started)
-        self.run_dir.write_json(SUMMARY, summary)
-        return summary
+        return self._summary(status, started)
 
     def _summary(self, status: str, started: float, error: str | None = None) -> dict:
         callback, state = self.callback, self.trainer.state if self.trainer else None
@@ -263,14 +269,10 @@ class Run:
             torch.cuda.empty_cache()  # give the memory back, so the notebook can go on
         return explained
 
-    def _record_failure(self, exc: BaseException, started: float) -> dict:
+    def _failure_summary(self, exc: BaseException, started: float) -> dict:
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         summary = self._summary("failed", started, error=message)
         summary["traceback"] = traceback.format_exc()
-        try:
-            self.run_dir.write_json(SUMMARY, summary)
-        except OSError:
-            pass  # a full disk must not hide the original error
         return summary
 
 
@@ -300,10 +302,6 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
         train_sampling_strategy="group_by_length" if cfg.data.group_by_length else "random",
         remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
         optim="adamw_torch")
-
-
-def checkpoint_step(path: Path | None) -> int:
-    return int(path.name.split("-")[-1]) if path else 0
 
 
 def checkpoint_state(path: Path):

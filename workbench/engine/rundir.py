@@ -9,6 +9,11 @@ still says `running` while its process is gone was killed: `run_status` calls it
     runs/<name>-<timestamp>/
         config.yaml  environment.json  metrics.jsonl  samples.jsonl
         adapter/  checkpoints/  loss.png  summary.json
+        base_adapters/      (a run stacked with lora.start_mode merge: see start_from.py)
+
+`locate_adapter` says what a path names (a run folder, its adapter/ or one of its
+checkpoints, or a bare PEFT adapter folder); loading, stacking and the adapter library
+all ask it, so they agree.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import shutil
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import RunConfig, config_to_yaml, load_config
@@ -27,6 +33,23 @@ from workbench.secrets import redact
 CONFIG, ENVIRONMENT, METRICS, SAMPLES, SUMMARY = (
     "config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl", "summary.json")
 ADAPTER, CHECKPOINTS, LOSS_PNG = "adapter", "checkpoints", "loss.png"
+BASE_ADAPTERS, ADAPTER_CONFIG = "base_adapters", "adapter_config.json"
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def checkpoint_step(path: Path | None) -> int | None:
+    """N of a `checkpoint-N` folder (0 for no folder), or None for a name that is not one."""
+    if path is None:
+        return 0
+    number = Path(path).name.removeprefix(CHECKPOINT_PREFIX)
+    return int(number) if Path(path).name.startswith(CHECKPOINT_PREFIX) and number.isdigit() \
+        else None
+
+
+def checkpoint_folders(root: Path) -> list[Path]:
+    """The `checkpoint-N` folders in `root`, by step."""
+    found = [(checkpoint_step(p), p) for p in root.glob(f"{CHECKPOINT_PREFIX}*")]
+    return [p for step, p in sorted((s, p) for s, p in found if s is not None)]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -54,10 +77,23 @@ def replace_folder(scratch: Path, target: Path) -> None:
 
 def prune_checkpoints(root: Path, keep: int) -> None:
     """Delete all but the `keep` newest checkpoint-N folders."""
-    steps = sorted((int(p.name.split("-")[-1]), p) for p in root.glob("checkpoint-*")
-                   if p.name.split("-")[-1].isdigit())
-    for _, path in steps[:-keep] if keep else []:
+    for path in checkpoint_folders(root)[:-keep] if keep else []:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def new_folder(parent: Path, name: str) -> Path:
+    """A new folder `<name>-<YYYYmmdd-HHMMSS>` in `parent` (suffixed -2, -3 on a clash);
+    made with mkdir, which fails if it exists, so two processes never share one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        path = parent / (f"{name}-{stamp}" + ("" if attempt == 1 else f"-{attempt}"))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"could not create a new folder in {parent}")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -82,18 +118,7 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: str | Path, name: str) -> "RunDir":
         """A new, unique folder `<name>-<YYYYmmdd-HHMMSS>` (suffixed -2, -3 on a clash)."""
-        root = Path(runs_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for attempt in range(1, 1000):
-            suffix = "" if attempt == 1 else f"-{attempt}"
-            path = root / f"{name}-{stamp}{suffix}"
-            try:
-                path.mkdir()  # fails if it exists, so two runs never share a folder
-                return cls(path)
-            except FileExistsError:
-                continue
-        raise RunError(f"could not create a run folder in {root}")
+        return cls(new_folder(Path(runs_dir), name))
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -171,12 +196,52 @@ class RunDir:
         if summary.get("status") == "running":
             self.write_json(SUMMARY, {**summary, "step": step, "last_checkpoint": str(path)})
 
+    def checkpoints(self) -> list[Path]:
+        """The complete checkpoints (a torn one has no trainer_state.json), by step."""
+        return [p for p in checkpoint_folders(self.checkpoints_dir)
+                if (p / "trainer_state.json").exists()]
+
     def last_checkpoint(self) -> Path | None:
-        found = sorted(self.checkpoints_dir.glob("checkpoint-*"),
-                       key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1]
-                       .isdigit() else -1)
-        complete = [p for p in found if (p / "trainer_state.json").exists()]
-        return complete[-1] if complete else None
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def base_adapter_dirs(self) -> list[Path]:
+        """The adapters merged beneath this run's own adapter, in order (empty for a plain
+        run)."""
+        root = self.path / BASE_ADAPTERS
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if (p / ADAPTER_CONFIG).is_file())
+
+
+@dataclass(frozen=True)
+class AdapterSource:
+    """What a path names: an adapter folder, and the run it belongs to (None for a bare
+    PEFT adapter folder). `adapter` may not exist yet: a run that has not finished."""
+
+    adapter: Path
+    run: RunDir | None = None
+
+    def read_adapter_config(self) -> dict:
+        """adapter_config.json; raises OSError or ValueError when it cannot be read."""
+        return json.loads((self.adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+
+
+def locate_adapter(path: str | Path) -> AdapterSource | None:
+    """A run folder (its adapter/), a run's adapter/ folder, one of its checkpoints/
+    folders, or a bare adapter folder (adapter_config.json); None when the path is none of
+    them."""
+    path = Path(path).expanduser()
+    if path.name == ADAPTER and (path.parent / CONFIG).is_file():
+        path = path.parent  # a run's adapter: use the run, it knows what lies beneath
+    if (path / CONFIG).is_file():
+        run = RunDir(path)
+        return AdapterSource(run.adapter_dir, run)
+    if path.parent.name == CHECKPOINTS and (path.parent.parent / CONFIG).is_file():
+        return AdapterSource(path, RunDir(path.parent.parent))
+    if (path / ADAPTER_CONFIG).is_file():
+        return AdapterSource(path)
+    return None
 
 
 def run_status(summary: dict) -> str:

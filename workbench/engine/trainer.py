@@ -5,12 +5,21 @@ the activation memory on CPU. Only positions whose next token is trained need
 them, so the decoder's hidden states are gathered at those positions and sent
 through the output head in chunks, each recomputed in backward instead of kept.
 Token counting stays on the device and is read only when a log line is written.
+
+Every use of Trainer's private methods is in this module, behind named methods
+(`save_checkpoint_now`, `restore_checkpoint`, the staged `_save_checkpoint`); they were
+read from transformers 5.17, the top of the supported range (pyproject.toml), and the
+engine's tests exercise each of them (pause-and-save, resume at the last step, a crash
+mid-save).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+from transformers import Trainer
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from workbench.data.encoding import IGNORE
 from workbench.engine.rundir import prune_checkpoints, replace_folder
@@ -51,73 +60,76 @@ def _head_loss(head, hidden, targets):
     return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
 
 
-def _trainer_class():
-    from transformers import Trainer
+class WorkbenchTrainer(Trainer):
+    """Trainer with the selective loss (or the model's own, `model_loss=True`), staged
+    checkpoint writes, and a count of the tokens trained."""
 
-    class WorkbenchTrainer(Trainer):
-        def __init__(self, *args, model_loss: bool = False, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._tokens_pending = None
-            self._staging_root = None  # set while a checkpoint is being written
-            # model_loss: Unsloth's models compute their loss with a fused cross-entropy
-            # that builds the vocabulary logits in chunks sized to the free VRAM (the
-            # memory the selective loss saves on CPU), and Unsloth's patched compute_loss
-            # attaches the fp16 grad scaler to that loss and passes num_items_in_batch.
-            # The selective loss calls the decoder and the head separately and would go
-            # around all of it, so those models keep their own loss.
-            self._selective_head = not model_loss and uses_standard_head(self.model)
-            if self._selective_head:
-                # Our loss divides by the trained-token count of the whole accumulated
-                # batch, so Trainer must pass that count and not divide by grad_accum again.
-                self.model_accepts_loss_kwargs = True
+    def __init__(self, *args, model_loss: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        for noisy in (PrinterCallback, ProgressCallback):  # our sinks report progress instead
+            self.remove_callback(noisy)
+        self._tokens_pending = None
+        self._staging_root = None  # set while a checkpoint is being written
+        # model_loss: Unsloth's models compute their loss with a fused cross-entropy that
+        # builds the vocabulary logits in chunks sized to the free VRAM (the memory the
+        # selective loss saves on CPU), and Unsloth's patched compute_loss attaches the fp16
+        # grad scaler to that loss and passes num_items_in_batch. The selective loss calls
+        # the decoder and the head separately and would go around all of it, so those
+        # models keep their own loss.
+        self.selective_head = not model_loss and uses_standard_head(self.model)
+        if self.selective_head:
+            # Our loss divides by the trained-token count of the whole accumulated batch,
+            # so Trainer must pass that count and not divide by grad_accum again.
+            self.model_accepts_loss_kwargs = True
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            real_tokens = inputs.pop("real_tokens", None)  # packed rows: mask is 4D
-            if model.training:
-                seen = real_tokens.sum() if real_tokens is not None \
-                    else inputs["attention_mask"].sum()
-                self._tokens_pending = seen if self._tokens_pending is None \
-                    else self._tokens_pending + seen
-            if not self._selective_head:
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss = selective_head_loss(model, inputs, num_items_in_batch)
-            return (loss, {}) if return_outputs else loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        real_tokens = inputs.pop("real_tokens", None)  # packed rows: mask is 4D
+        if model.training:
+            seen = real_tokens.sum() if real_tokens is not None \
+                else inputs["attention_mask"].sum()
+            self._tokens_pending = seen if self._tokens_pending is None \
+                else self._tokens_pending + seen
+        if not self.selective_head:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = selective_head_loss(model, inputs, num_items_in_batch)
+        return (loss, {}) if return_outputs else loss
 
-        def _get_output_dir(self, trial) -> str:
-            return self._staging_root or super()._get_output_dir(trial)
+    def take_tokens_seen(self) -> int:
+        """Non-padding tokens trained since the last call (one host sync, at log time)."""
+        pending, self._tokens_pending = self._tokens_pending, None
+        return 0 if pending is None else int(pending.item())
 
-        def _save_checkpoint(self, model, trial) -> None:
-            """Trainer writes a checkpoint file by file; a crash mid-save would leave a
-            checkpoint-N folder that looks resumable but is not. So it writes into a
-            staging folder, and the finished folder is renamed into place."""
-            root = Path(super()._get_output_dir(trial))
-            self._staging_root = str(root / STAGING)
-            shutil.rmtree(self._staging_root, ignore_errors=True)
-            try:
-                super()._save_checkpoint(model, trial)
-            finally:
-                staging, self._staging_root = Path(self._staging_root), None
-            name = f"checkpoint-{self.state.global_step}"
-            replace_folder(staging / name, root / name)
-            shutil.rmtree(staging, ignore_errors=True)
-            prune_checkpoints(root, self.args.save_total_limit or 0)
+    # -- checkpoints (Trainer's private API, transformers 5.17) --------------------------
 
-        def take_tokens_seen(self) -> int:
-            """Non-padding tokens trained since the last call (one host sync, at log time)."""
-            pending, self._tokens_pending = self._tokens_pending, None
-            return 0 if pending is None else int(pending.item())
+    def save_checkpoint_now(self) -> None:
+        """Write the checkpoint Trainer would write at the end of this step (model,
+        optimizer, scheduler, RNG and state), e.g. while the run is paused."""
+        self._save_checkpoint(self.model, trial=None)
 
-    return WorkbenchTrainer
+    def restore_checkpoint(self, checkpoint: Path, state) -> None:
+        """Load a checkpoint's weights and take its TrainerState, as `train(resume_from_
+        checkpoint=...)` does before its first step, without taking a step."""
+        self._load_from_checkpoint(str(checkpoint))
+        self.state = state
 
+    def _get_output_dir(self, trial) -> str:
+        return self._staging_root or super()._get_output_dir(trial)
 
-def make_trainer(model_loss: bool = False, **kwargs):
-    """A Trainer with the selective loss, or with the model's own when model_loss is set."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    trainer = _trainer_class()(model_loss=model_loss, **kwargs)
-    for noisy in (PrinterCallback, ProgressCallback):  # our sinks report progress instead
-        trainer.remove_callback(noisy)
-    return trainer
+    def _save_checkpoint(self, model, trial) -> None:
+        """Trainer writes a checkpoint file by file; a crash mid-save would leave a
+        checkpoint-N folder that looks resumable but is not. So it writes into a staging
+        folder, and the finished folder is renamed into place."""
+        root = Path(super()._get_output_dir(trial))
+        self._staging_root = str(root / STAGING)
+        shutil.rmtree(self._staging_root, ignore_errors=True)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            staging, self._staging_root = Path(self._staging_root), None
+        name = f"checkpoint-{self.state.global_step}"
+        replace_folder(staging / name, root / name)
+        shutil.rmtree(staging, ignore_errors=True)
+        prune_checkpoints(root, self.args.save_total_limit or 0)
 
 
 def uses_standard_head(model) -> bool:

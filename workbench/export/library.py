@@ -11,12 +11,11 @@ and the same adapters merged beneath them (a `lora.start_mode: merge` run).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.engine.rundir import ADAPTER, CONFIG, RunDir, list_runs
-from workbench.engine.stacking import ADAPTER_CONFIG, BASE_ADAPTERS, base_adapter_dirs
+from workbench.engine.rundir import (ADAPTER, ADAPTER_CONFIG, BASE_ADAPTERS, CONFIG,
+                                     AdapterSource, list_runs, locate_adapter)
 from workbench.errors import ExportError
 
 
@@ -42,36 +41,37 @@ class AdapterInfo:
 
 
 def adapter_info(path: str | Path) -> AdapterInfo:
-    """What an adapter is: from a run folder, a run's adapter/ folder, or a bare adapter."""
+    """What an adapter is: from a run folder, a run's adapter/ or checkpoint folder, or a
+    bare adapter."""
     from workbench.backends.models import model_identity
 
-    path = Path(path).expanduser()
-    if path.name == ADAPTER and (path.parent / CONFIG).is_file():
-        path = path.parent
-    if (path / CONFIG).is_file():
-        run = RunDir(path)
-        if not (run.adapter_dir / ADAPTER_CONFIG).is_file():
-            raise ExportError(f"{path} has no saved adapter (status: {run.status()}); finish "
-                              f"or resume it with `workbench train --resume {path}`")
-        config, summary = run.read_config(), run.summary()
-        saved = _adapter_config(run.adapter_dir)
-        origins = run.read_json(f"{BASE_ADAPTERS}.json").get("merged_into_base") or [
-            str(p) for p in base_adapter_dirs(path)]
-        return AdapterInfo(
-            name=path.name, path=run.adapter_dir, run_dir=path, base_model=config.model.name,
-            base_identity=model_identity(config.model.name), beneath=tuple(origins),
-            rank=saved.get("r"), alpha=saved.get("lora_alpha"), targets=_targets(saved),
-            dataset=config.data.path or config.data.train_path,
-            final_loss=summary.get("final_loss"), status=run.status())
-    if (path / ADAPTER_CONFIG).is_file():
-        saved = _adapter_config(path)
+    source = locate_adapter(path)
+    if source is None:
+        raise ExportError(f"{path}: not a run folder or adapter folder (no {CONFIG} or "
+                          f"{ADAPTER_CONFIG}); `workbench adapters` lists the adapters in a "
+                          "runs folder")
+    run = source.run
+    if run is not None and not (source.adapter / ADAPTER_CONFIG).is_file():
+        raise ExportError(f"{run.path} has no saved adapter (status: {run.status()}); finish "
+                          f"or resume it with `workbench train --resume {run.path}`")
+    saved = _adapter_config(source)
+    if run is None:
         base = saved.get("base_model_name_or_path") or "?"
-        return AdapterInfo(name=path.name, path=path, run_dir=None, base_model=base,
-                           base_identity=model_identity(base), rank=saved.get("r"),
-                           alpha=saved.get("lora_alpha"), targets=_targets(saved))
-    raise ExportError(f"{path}: not a run folder or adapter folder (no {CONFIG} or "
-                      f"{ADAPTER_CONFIG}); `workbench adapters` lists the adapters in a runs "
-                      "folder")
+        return AdapterInfo(name=source.adapter.name, path=source.adapter, run_dir=None,
+                           base_model=base, base_identity=model_identity(base),
+                           rank=saved.get("r"), alpha=saved.get("lora_alpha"),
+                           targets=_targets(saved))
+    config, summary = run.read_config(), run.summary()
+    origins = run.read_json(f"{BASE_ADAPTERS}.json").get("merged_into_base") or [
+        str(p) for p in run.base_adapter_dirs()]
+    name = run.path.name if source.adapter == run.adapter_dir else \
+        f"{run.path.name}/{source.adapter.name}"
+    return AdapterInfo(
+        name=name, path=source.adapter, run_dir=run.path, base_model=config.model.name,
+        base_identity=model_identity(config.model.name), beneath=tuple(origins),
+        rank=saved.get("r"), alpha=saved.get("lora_alpha"), targets=_targets(saved),
+        dataset=config.data.path or config.data.train_path,
+        final_loss=summary.get("final_loss"), status=run.status())
 
 
 def list_adapters(runs_dir: str | Path = "runs") -> list[AdapterInfo]:
@@ -100,11 +100,11 @@ def check_compatible(adapters: list[AdapterInfo]) -> None:
                 f"start from {first.base_model!r}")
 
 
-def _adapter_config(folder: Path) -> dict:
+def _adapter_config(source: AdapterSource) -> dict:
     try:
-        return json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        return source.read_adapter_config()
     except (OSError, ValueError) as exc:
-        raise ExportError(f"{folder / ADAPTER_CONFIG} cannot be read ({exc})") from None
+        raise ExportError(f"{source.adapter / ADAPTER_CONFIG} cannot be read ({exc})") from None
 
 
 def _targets(saved: dict) -> list[str]:

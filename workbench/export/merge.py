@@ -13,16 +13,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from workbench.engine.loaded import load_run
 from workbench.engine.rundir import replace_folder
-from workbench.engine.stacking import load_run_model
 
 
 def merged_run(run_dir: str | Path):
     """A run's model as one plain transformers model: base, adapters merged beneath (for a
     `lora.start_mode: merge` run) and the run's adapter, all folded into the weights.
     Returns (model, tokenizer, config)."""
-    config, bundle = load_run_model(run_dir)
-    return bundle.model.merge_and_unload().eval(), bundle.tokenizer, config
+    loaded = load_run(run_dir)
+    return loaded.model.merge_and_unload().eval(), loaded.tokenizer, loaded.config
 
 
 def save_hf(model, tokenizer, out_dir: str | Path, end_of_turn: int | None = None) -> Path:

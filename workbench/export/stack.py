@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import copy
 
-from workbench.engine.rundir import ENVIRONMENT, RunDir
-from workbench.engine.stacking import base_adapter_dirs
+from workbench.engine.loaded import load_run
 from workbench.errors import ExportError
 from workbench.export.library import AdapterInfo, adapter_info, check_compatible
 
@@ -46,18 +45,13 @@ class AdapterStack:
         self._load()
 
     def _load(self) -> None:
-        from workbench.backends.hf import HFBackend, refuse_pickle_only
-        from workbench.config import ModelSettings, RunConfig
+        """The first adapter as its run trained it (`load_run`); the others beside it."""
+        from workbench.backends.hf import refuse_pickle_only
 
-        first = self.adapters[0]
-        run = RunDir(first.run_dir) if first.run_dir else None
-        config = run.read_config() if run else RunConfig(model=ModelSettings(name=first.base_model))
-        beneath = [str(p) for p in base_adapter_dirs(first.run_dir)] if run else []
-        bundle = HFBackend().load(config, adapter_dir=str(first.path), trainable=False,
-                                  base_adapters=beneath)
-        self.config, self.model, self.tokenizer = config, bundle.model, bundle.tokenizer
-        fmt = run.read_json(ENVIRONMENT).get("data", {}).get("format") if run else None
-        self.chat = (fmt or config.data.format) in ("messages", "alpaca", "auto")
+        first = load_run(self.adapters[0].path)
+        config = first.config
+        self.config, self.model, self.tokenizer, self.chat = (
+            config, first.model, first.tokenizer, first.chat)
         self._keys[self.labels[0]] = "default"  # the name PEFT gives the first adapter
         for index, (label, info) in enumerate(zip(self.labels[1:], self.adapters[1:]), start=1):
             if not config.model.allow_pickle:

@@ -3,7 +3,7 @@ curves and sample answers. Pure functions from run folders to HTML and PNG, for 
 compare notebook and for sweeps.
 
     runs = load_runs("runs", last=3)
-    HTML(config_table_html(runs)); Image(overlay_png(runs)); HTML(samples_table_html(runs))
+    HTML(config_table_html(runs)); Image(overlay_png(runs)); HTML(runs_samples_html(runs))
 
 Configs are read as plain YAML, not validated, so runs made by an older workbench
 (with fields since renamed) can still be compared. All run and model text is escaped.
@@ -12,12 +12,12 @@ Configs are read as plain YAML, not validated, so runs made by an older workbenc
 from __future__ import annotations
 
 import html
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.engine.rundir import CONFIG, RunDir, list_runs, run_status
 from workbench.errors import RunError
+from workbench.formatting import format_value
 
 DIFFERENT = "background:#fff3b0"  # rows whose value differs between runs
 CELL = 'style="vertical-align:top;text-align:left;white-space:pre-wrap;max-width:22em"'
@@ -43,7 +43,8 @@ class RunView:
         return [r["step"] for r in rows], [r["loss"] for r in rows]
 
 
-def load_run(path: str | Path, name: str | None = None) -> RunView:
+def view_run(path: str | Path, name: str | None = None) -> RunView:
+    """What a comparison reads from one run folder (no model is loaded)."""
     import yaml
 
     folder = RunDir.open(path)
@@ -75,9 +76,9 @@ def load_runs(runs_dir: str | Path = "runs", names: list[str] | None = None,
             raise RunError(f"no run named {', '.join(missing)} in {runs_dir}; it has: "
                            f"{', '.join(available) or 'no runs'}")
         by_name = {r["run"]: r["path"] for r in rows}
-        return [load_run(by_name[n], n) for n in names]
+        return [view_run(by_name[n], n) for n in names]
     chosen = rows[:last] if last else rows
-    return [load_run(r["path"], r["run"]) for r in reversed(chosen)]
+    return [view_run(r["path"], r["run"]) for r in reversed(chosen)]
 
 
 def flatten(raw: dict) -> dict:
@@ -118,7 +119,7 @@ def config_table_html(runs: list[RunView], only_differences: bool = False) -> st
     rows = []
     for key in keys:
         style = f' style="{DIFFERENT}"' if key in differ else ""
-        cells = "".join(f"<td {CELL}>{html.escape(_show(r.config.get(key, '–')))}</td>"
+        cells = "".join(f"<td {CELL}>{html.escape(format_value(r.config.get(key, '–')))}</td>"
                         for r in runs)
         rows.append(f"<tr{style}><th {CELL}>{html.escape(key)}</th>{cells}</tr>")
     note = (f"<p>{len(differ)} field(s) differ (highlighted).</p>" if differ
@@ -136,7 +137,7 @@ def summary_table_html(runs: list[RunView]) -> str:
                ("training seconds", lambda r: r.summary.get("elapsed_seconds")))
     head = "".join(f"<th>{name}</th>" for name, _ in columns)
     rows = "".join(f"<tr><th>{html.escape(r.name)}</th>"
-                   + "".join(f"<td>{html.escape(_show(get(r)))}</td>" for _, get in columns)
+                   + "".join(f"<td>{html.escape(format_value(get(r)))}</td>" for _, get in columns)
                    + "</tr>" for r in runs)
     return (f'<table class="workbench-runs-compare"><thead><tr><th>run</th>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table>")
@@ -152,7 +153,7 @@ def final_answers(run: RunView) -> tuple[dict[str, str], dict[str, str]]:
     return base, {prompt: answer for prompt, (_, answer) in tuned.items()}
 
 
-def samples_table_html(runs: list[RunView], limit: int = 5) -> str:
+def runs_samples_html(runs: list[RunView], limit: int = 5) -> str:
     """Prompts as rows: the base model's answer, then each run's last answer."""
     answers = [final_answers(r) for r in runs]
     prompts: list[str] = []
@@ -173,16 +174,6 @@ def samples_table_html(runs: list[RunView], limit: int = 5) -> str:
             f"</thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def _show(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "\n".join(str(v) for v in value) or "[]"
-    return str(value)
-
-
 def _text(value: str | None) -> str:
     return "<i>–</i>" if value is None else html.escape(value)
 
@@ -196,11 +187,6 @@ def loss_curves(runs: list[RunView], labels: list[str] | None = None) -> dict:
 def overlay_png(runs: list[RunView], labels: list[str] | None = None, path: str | Path | None = None,
                 title: str = "") -> bytes:
     """Training-loss curves of the runs on one chart; also written to `path` if given."""
-    from workbench.plots import overlay_figure
+    from workbench.plots import loss
 
-    figure = overlay_figure(loss_curves(runs, labels), title=title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    if path is not None:
-        Path(path).write_bytes(buffer.getvalue())
-    return buffer.getvalue()
+    return loss.overlay_png(loss_curves(runs, labels), path, title)

@@ -30,17 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from workbench.errors import NotebookError, WorkbenchError
 from workbench.secrets import redact
 
 EXECUTED_NAME = "notebook.ipynb"
 KERNEL = "python3"
 RUN_MARKER = "config.yaml"  # every run folder has one from its first moment
 BINARY_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # base64, no text
-
-
-class NotebookError(WorkbenchError):
-    """A notebook that cannot be run as asked (missing, not a notebook, bad parameters)."""
 
 
 class NotebookFailed(NotebookError):

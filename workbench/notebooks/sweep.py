@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.engine.rundir import RunDir, run_status
+from workbench.engine.rundir import RunDir, new_folder, run_status
+from workbench.formatting import format_value
 from workbench.notebooks.runner import (NotebookError, NotebookRun, check_notebook,
                                         describe_failure, execute, notebook_defaults,
                                         parse_value)
@@ -100,8 +101,8 @@ def sweep(notebook: str | Path, swept: dict[str, list], fixed: dict | None = Non
     defaults = notebook_defaults(path)
     _check_names(path, swept, fixed, defaults)
     points = grid_points(swept)
-    folder = _new_sweep_folder(Path(str(fixed.pop("runs_dir", None) or defaults.get("runs_dir")
-                                        or "runs")))
+    folder = new_folder(Path(str(fixed.pop("runs_dir", None) or defaults.get("runs_dir")
+                                 or "runs")), "sweep")
     (folder / SWEEP_JSON).write_text(json.dumps(
         {"notebook": str(path), "fixed": fixed, "swept": swept, "points": len(points),
          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2, default=str) + "\n")
@@ -146,19 +147,6 @@ def point_folder_name(number: int, point: dict) -> str:
     """`03-learning_rate-0.0003-lora_r-8`: readable and safe as a folder name."""
     text = "-".join(f"{name}-{value}" for name, value in point.items())
     return f"{number:02d}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80]
-
-
-def _new_sweep_folder(parent: Path) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1, 1000):
-        folder = parent / (f"sweep-{stamp}" + ("" if attempt == 1 else f"-{attempt}"))
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise NotebookError(f"could not create a sweep folder in {parent}")
 
 
 # -- running the points ------------------------------------------------------------------
@@ -236,7 +224,7 @@ def result_row(number: int, point: dict, run: NotebookRun, folder: Path) -> dict
 
 
 def write_results(result: SweepResult, runs: list[NotebookRun]) -> None:
-    from workbench.notebooks.compare import load_run, overlay_png
+    from workbench.notebooks.compare import overlay_png, view_run
 
     columns = list(result.rows[0])
     with open(result.csv, "w", newline="", encoding="utf-8") as handle:
@@ -246,7 +234,7 @@ def write_results(result: SweepResult, runs: list[NotebookRun]) -> None:
                          for row in result.rows)
     result.markdown.write_text(markdown_table(result), encoding="utf-8")
     made = [(row, run) for row, run in zip(result.rows, runs) if run.run_dirs]
-    views = [load_run(run.run_dirs[-1]) for _, run in made]
+    views = [view_run(run.run_dirs[-1]) for _, run in made]
     labels = [_label({k: row[k] for k in result.swept}) for row, _ in made]
     overlay_png(views, labels, path=result.overlay, title=f"{result.folder.name}: training loss")
 
@@ -277,8 +265,5 @@ def best_row(rows: list[dict]) -> dict | None:
 
 
 def _cell(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """A markdown table cell: no pipes or line breaks inside."""
+    return format_value(value).replace("|", "\\|").replace("\n", " ")

@@ -19,21 +19,25 @@ import traceback
 import ipywidgets as widgets
 
 from workbench.config import RunConfig
+from workbench.engine.loaded import LoadedRun, load_run
+from workbench.engine.preview import preview
 from workbench.engine.run import Run, RunResult
 from workbench.errors import RunError, WorkbenchError
 from workbench.events import Control
-from workbench.plots import LossChartFile
+from workbench.plots.loss import LossChartFile
 from workbench.secrets import redact
 from workbench.ui.chat import ChatPanel
 from workbench.ui.environment import in_kernel, is_interactive
 from workbench.ui.form import ConfigForm
 from workbench.ui.history import HistoryPanel
 from workbench.ui.live import LiveView
-from workbench.ui.render import live_chart_png, preview_html, samples_table_html, status_html
+from workbench.plots.live import live_chart_png
+from workbench.ui.render import preview_html, samples_table_html, status_html
 from workbench.ui.reproduce import QUICKSTART, Reproduction, reproduce_html, reproduction
 
 PREVIEW_EXAMPLES = 3
 CHAT_STATES = ("paused", "finished", "stopped")
+SETUP_TAB, TRAINING_TAB, CHAT_TAB, HISTORY_TAB = range(4)
 
 
 class Dashboard(widgets.VBox):
@@ -57,13 +61,14 @@ class Dashboard(widgets.VBox):
             self.form.set_values(config)
         self.live = LiveView(redraw_seconds)
         self.chat_panel = ChatPanel(self._reply)
-        self.history = HistoryPanel(self.form.values()["output"]["runs_dir"])
+        self.history = HistoryPanel(self.form.values()["output"]["runs_dir"],
+                                    on_open=lambda path: self._guarded(lambda: self.open_run(path)))
         self.control: Control | None = None
         self.run: Run | None = None
+        self.opened: LoadedRun | None = None  # a finished run opened for the Chat tab
         self.result: RunResult | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
-        self._tokenizers: dict = {}
         self._build()
         self._set_buttons("idle")
         self.add_class("workbench-dashboard")  # a stable hook for styling and browser tests
@@ -118,6 +123,7 @@ class Dashboard(widgets.VBox):
             raise RunError("a run is already going; stop it first")
         config = self.form.config()  # ConfigError lists every problem
         self.control, self.error, self.result = Control(), None, None
+        self.opened = None  # free its memory: the new run's model is the one to talk to
         self.live.reset()
         self.chat_panel.clear()
         self.error_pane.layout.display = "none"
@@ -129,7 +135,7 @@ class Dashboard(widgets.VBox):
         self.run = Run(config, sinks=sinks, control=self.control)
         self.form.set_disabled(True)
         self._set_buttons("running")
-        self.tabs.selected_index = 1
+        self.tabs.selected_index = TRAINING_TAB
         self.live.show_status()
         if not self.interactive:
             self._execute(raise_errors=True)
@@ -177,7 +183,7 @@ class Dashboard(widgets.VBox):
         if self.control is not None:
             self.control.stop()
         self.wait(timeout=60)
-        self.run = None
+        self.run = self.opened = None
         for child in _descendants(self):
             child.close()
         super().close()
@@ -223,48 +229,42 @@ class Dashboard(widgets.VBox):
             raise RunError("no run is going; press Start first")
         return self.control
 
-    def _reply(self, messages: list[dict], base: bool) -> str:
-        from workbench.engine.sampling import chat_reply, generate_texts
-
-        if self.run is None or self.run.bundle is None:
-            raise RunError("no model yet: start a run, then pause it or let it finish to chat")
+    def chat_model(self) -> LoadedRun:
+        """What the Chat tab talks to: a run opened with `open_run`, else the current run's
+        model while it is paused or over (its weights must not change under a reply)."""
+        if self.opened is not None:
+            return self.opened
+        if self.run is None or self.run.loaded is None:
+            raise RunError("no model yet: start a run, then pause it or let it finish to chat "
+                           "(or open a finished run from the History tab)")
         if self.state not in CHAT_STATES:
             raise RunError(f"the run is {self.state}; press Pause to chat with the live "
                            "weights, then Resume")
-        bundle, config = self.run.bundle, self.run.config
-        options = dict(max_new_tokens=config.sample.max_new_tokens,
-                       temperature=config.sample.temperature, base=base)
-        if not getattr(self.run, "chat", True):  # raw-text formats: continue the last message
-            return generate_texts(bundle.model, bundle.tokenizer, [messages[-1]["content"]],
-                                  add_special=True, **options)[0]
-        system = config.data.system_prompt
-        if system and messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": system}] + messages
-        return chat_reply(bundle.model, bundle.tokenizer, messages, **options)
+        return self.run.loaded
+
+    def open_run(self, run_dir) -> LoadedRun:
+        """Load a finished run folder (`load_run`) and make it what the Chat tab talks to."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RunError("a run is going; stop it (or let it finish) before opening another "
+                           "model beside it")
+        self.opened = load_run(run_dir)
+        self.chat_panel.clear()
+        self.chat_panel.notice.value = html.escape(f"talking to {self.opened.name}")
+        self.tabs.selected_index = CHAT_TAB
+        return self.opened
+
+    def _reply(self, messages: list[dict], base: bool) -> str:
+        return self.chat_model().reply(messages, base=base)
 
     # -- setup tab -----------------------------------------------------------------------
 
     def preview_data(self) -> None:
         """Show the first examples as the model will see them, trained text highlighted."""
-        from workbench.backends.hf import load_tokenizer
-        from workbench.backends.models import resolve_model
-        from workbench.data import load_examples
-        from workbench.data.encoding import trained_segments
-
-        config = self.form.config()
-        data = config.data
         self.preview.value = "<i>reading the data and the model's tokenizer…</i>"
-        fmt, examples = load_examples(data.path or data.train_path, data.format,
-                                      data.system_prompt)
-        name = config.model.name
-        if name not in self._tokenizers:
-            self._tokenizers[name] = load_tokenizer(resolve_model(name),
-                                                    config.model.trust_remote_code)
-        tokenizer = self._tokenizers[name]
-        shown = [(e.where, trained_segments(e, tokenizer, data.max_length, data.train_on))
-                 for e in examples[:PREVIEW_EXAMPLES]]
+        shown = preview(self.form.config(), PREVIEW_EXAMPLES)
         self.preview.value = preview_html(
-            shown, f"{len(examples)} examples, format {fmt}; the first {len(shown)}:")
+            shown.examples, f"{shown.total} examples, format {shown.format}; the first "
+            f"{len(shown.examples)}:")
 
     def reproduce(self) -> Reproduction:
         """Show (and return) the YAML config and the `workbench train`, `workbench notebook

@@ -9,7 +9,7 @@ highlighted (the dashboard's preview renderer), and the token-length histogram.
 from __future__ import annotations
 
 from workbench.data.encoding import trained_segments
-from workbench.data_plots import length_histogram_png
+from workbench.plots.lengths import length_histogram_png
 from workbench.errors import DataError
 from workbench.ui.render import preview_html
 

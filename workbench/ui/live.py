@@ -15,7 +15,8 @@ import ipywidgets as widgets
 from workbench.events import (CheckpointSaved, EvalLogged, RunEnded, RunPaused, RunResumed,
                               RunStarted, SampleGenerated, StepLogged)
 from workbench.ui.environment import peak_memory_text
-from workbench.ui.render import LiveChart, samples_table_html, status_html
+from workbench.plots.live import LiveChart
+from workbench.ui.render import samples_table_html, status_html
 
 MAX_DRAW_SHARE = 0.1  # of wall time spent redrawing, at most
 

@@ -1,10 +1,10 @@
-"""The token-length histogram of a data report, as PNG bytes (matplotlib's object API, no
-pyplot, so the notebook's plotting backend is left alone)."""
+"""A data report's token-length histogram, as PNG bytes."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
+
+from workbench.plots import figure_png
 
 KEPT, CUT = "#3182bd", "#de2d26"
 
@@ -42,12 +42,7 @@ def length_histogram_png(report, path: str | Path | None = None, bins: int = 40)
     axes.legend(fontsize=8, loc="upper right")
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    data = buffer.getvalue()
-    if path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return figure_png(figure, path)
 
 
 def _edges(low: int, high: int, bins: int, limit: int) -> list[float]:

@@ -1,4 +1,4 @@
-"""Sequential stacking: a run that starts from an earlier fine-tune (`lora.start_from`).
+"""A run that starts from an earlier fine-tune (`lora.start_from`): sequential stacking.
 
 `continue` trains the earlier adapter further; `merge` folds it into the base weights and
 trains a new adapter on top. Either way the run folder keeps a copy of every adapter that
@@ -13,18 +13,16 @@ would describe a different model.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import RunConfig
-from workbench.engine.rundir import ADAPTER, CONFIG, RunDir
-from workbench.errors import ConfigError, Problem, RunError
+from workbench.engine.rundir import (ADAPTER, ADAPTER_CONFIG, BASE_ADAPTERS, AdapterSource,
+                                     RunDir, locate_adapter)
+from workbench.errors import ConfigError, Problem
 
-BASE_ADAPTERS = "base_adapters"
 START_FROM = "lora.start_from"
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 @dataclass(frozen=True)
@@ -53,33 +51,31 @@ def resolve_start(config: RunConfig) -> StartPoint | None:
     raw = config.lora.start_from
     if not raw:
         return None
-    path = Path(raw).expanduser().resolve()
-    if path.name == ADAPTER and (path.parent / CONFIG).is_file():
-        path = path.parent  # the adapter folder of a run: use the run, it knows what lies beneath
-    if (path / CONFIG).is_file():
-        run = RunDir(path)
-        if not (run.adapter_dir / ADAPTER_CONFIG).is_file():
-            raise ConfigError([Problem(f"lora.start_from {raw!r} is a run folder without a saved "
-                                       f"adapter (status: {run.status()}); finish or resume "
-                                       "that run first", key=START_FROM)])
-        adapter, beneath = run.adapter_dir, base_adapter_dirs(path)
-        base = run.read_config().model.name
-    elif (path / ADAPTER_CONFIG).is_file():
-        adapter, beneath, base = path, [], adapter_base_model(path)
-    else:
+    source = locate_adapter(Path(raw).resolve())
+    if source is None:
         raise ConfigError([Problem(f"lora.start_from {raw!r}: no run folder or adapter folder "
                                    "there (a run folder has config.yaml, an adapter folder "
                                    "adapter_config.json); `workbench adapters` lists the "
                                    "adapters in a runs folder", key=START_FROM)])
+    run = source.run
+    if run is not None and not (source.adapter / ADAPTER_CONFIG).is_file():
+        raise ConfigError([Problem(f"lora.start_from {raw!r} is a run folder without a saved "
+                                   f"adapter (status: {run.status()}); finish or resume "
+                                   "that run first", key=START_FROM)])
+    if run is not None:
+        beneath, base = run.base_adapter_dirs(), run.read_config().model.name
+    else:
+        beneath, base = [], adapter_base_model(source.adapter)
     check_same_base(f"lora.start_from {raw!r}", base, config.model.name)
-    return StartPoint(config.lora.start_mode, raw, adapter, tuple(beneath), base)
+    return StartPoint(config.lora.start_mode, raw, source.adapter, tuple(beneath), base)
 
 
 def adapter_base_model(adapter_dir: Path) -> str:
     try:
-        saved = json.loads((adapter_dir / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        saved = AdapterSource(adapter_dir).read_adapter_config()
     except (OSError, ValueError) as exc:
-        raise ConfigError([f"{adapter_dir / ADAPTER_CONFIG} cannot be read ({exc})"]) from None
+        raise ConfigError([Problem(f"{adapter_dir / ADAPTER_CONFIG} cannot be read ({exc})",
+                                   key=START_FROM)]) from None
     return saved.get("base_model_name_or_path") or ""
 
 
@@ -95,14 +91,6 @@ def check_same_base(what: str, trained_on: str, model_name: str) -> None:
                                    f"{trained_on}", key=START_FROM)])
 
 
-def base_adapter_dirs(run_dir: str | Path) -> list[Path]:
-    """The adapters merged beneath a run's own adapter, in order (empty for a plain run)."""
-    root = Path(run_dir) / BASE_ADAPTERS
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if (p / ADAPTER_CONFIG).is_file())
-
-
 def record_start(run_dir: RunDir, start: StartPoint) -> None:
     """Copy the adapters the run merges beneath its own into its folder, in order."""
     root = run_dir.path / BASE_ADAPTERS
@@ -112,18 +100,3 @@ def record_start(run_dir: RunDir, start: StartPoint) -> None:
                         ignore=lambda _, names: [n for n in names if not n.startswith("adapter_")])
     run_dir.write_json(f"{BASE_ADAPTERS}.json", start.describe())
 
-
-def load_run_model(run_dir: str | Path, trainable: bool = False):
-    """A run's model as it was trained: base, adapters merged beneath (if any), its adapter.
-
-    Returns (config, ModelBundle)."""
-    from workbench.backends.hf import HFBackend
-
-    folder = RunDir.open(run_dir)
-    if not (folder.adapter_dir / ADAPTER_CONFIG).is_file():
-        raise RunError(f"{folder.path} has no adapter (status: {folder.status()}); resume it "
-                       f"with `workbench train --resume {folder.path}` or train it again")
-    config = folder.read_config()
-    bundle = HFBackend().load(config, adapter_dir=str(folder.adapter_dir), trainable=trainable,
-                              base_adapters=[str(p) for p in base_adapter_dirs(folder.path)])
-    return config, bundle

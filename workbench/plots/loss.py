@@ -1,62 +1,34 @@
-"""Loss charts rendered with matplotlib's Agg backend (no display needed).
-
-`LossChartFile` is a sink that keeps the metric history from events and rewrites
-the run folder's loss.png at most every `every_seconds`, and always at the end.
+"""Loss charts: the run folder's loss.png, redrawn by a sink as the run goes, and the
+training-loss curves of several runs on one chart (History tab, sweeps, compare notebook).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from pathlib import Path
 
 from workbench.events import RunEnded, RunStarted, StepLogged
+from workbench.plots import SMOOTH_FROM, empty_note, figure_png, smooth, thin
 
 
-SMOOTH_FROM = 20  # logged points before a smoothed curve is drawn
-MAX_POINTS = 400  # per curve: keeps a redraw's cost flat however long the run
-
-
-def smooth(values: list[float], weight: float = 0.8) -> list[float]:
-    """Debiased exponential moving average (as TensorBoard's smoothing)."""
-    result, average = [], 0.0
-    for count, value in enumerate(values, start=1):
-        average = weight * average + (1 - weight) * value
-        result.append(average / (1 - weight ** count))
-    return result
-
-
-def thin(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
-    """At most `limit` evenly spaced points, always keeping the last one."""
-    if len(xs) <= limit:
-        return list(xs), list(ys)
-    stride = math.ceil(len(xs) / limit)
-    keep = list(range(0, len(xs), stride))
-    if keep[-1] != len(xs) - 1:
-        keep.append(len(xs) - 1)
-    return [xs[i] for i in keep], [ys[i] for i in keep]
-
-
-def overlay_figure(curves: dict[str, tuple[list, list]], empty_note: str = "no runs to compare",
+def overlay_figure(curves: dict[str, tuple[list, list]], empty: str = "no runs to compare",
                    title: str = ""):
-    """Training-loss curves of several runs on one matplotlib Figure (smoothed when long
-    enough); used by the dashboard's History tab, sweeps and the compare notebook."""
+    """Training-loss curves of several runs on one Figure (smoothed when long enough)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8, 3.6), dpi=80)
     axes = figure.subplots()
+    if not curves:
+        empty_note(axes, empty)
+        return figure
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     for name, (steps, losses) in curves.items():
         values = smooth(losses) if len(losses) >= SMOOTH_FROM else losses
         xs, ys = thin(steps, values)
         axes.plot(xs, ys, linewidth=1.5, label=name, marker="o" if len(xs) < 5 else None)
-    if curves:
-        axes.legend(fontsize=8)
-    else:
-        axes.text(0.5, 0.5, empty_note, ha="center", va="center", color="#969696",
-                  transform=axes.transAxes)
+    axes.legend(fontsize=8)
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("training loss")
     if title:
@@ -66,13 +38,23 @@ def overlay_figure(curves: dict[str, tuple[list, list]], empty_note: str = "no r
     return figure
 
 
+def overlay_png(curves: dict[str, tuple[list, list]], path: str | Path | None = None,
+                title: str = "", empty: str = "no runs to compare") -> bytes:
+    """`overlay_figure` as PNG bytes (written to `path` too when given)."""
+    return figure_png(overlay_figure(curves, empty, title), path)
+
+
 def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: str = "") -> None:
-    # A bare Figure renders with Agg without touching pyplot's global backend, so the
-    # user's notebook backend is left alone.
+    """Training loss (raw, and smoothed once long enough) and held-out loss, to `path`."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 3.6), dpi=100)
     axes = figure.subplots()
+    axes.set_title(title, fontsize=10)
+    if not steps and not eval_steps:
+        empty_note(axes, "no loss logged yet")
+        figure_png(figure, path)
+        return
     smoothed = len(steps) >= SMOOTH_FROM
     if steps:
         axes.plot(steps, losses, color="#9ecae1" if smoothed else "#3182bd",
@@ -83,14 +65,10 @@ def render_loss_png(steps, losses, eval_steps, eval_losses, path: Path, title: s
         axes.plot(eval_steps, eval_losses, "o-", color="#e6550d", label="held-out loss")
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("loss")
-    axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    if steps or eval_steps:
-        axes.legend(loc="upper right", fontsize=8)
+    axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp)
-    tmp.replace(path)
+    figure_png(figure, path)
 
 
 def draw_run_chart(run_dir: Path, title: str = "") -> Path:

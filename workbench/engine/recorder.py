@@ -1,0 +1,45 @@
+"""The run folder's record of a run, written from its events.
+
+    recorder = RunRecorder(run_dir)
+    recorder(StepLogged(...))     # one row in metrics.jsonl
+
+Every training method (SFT today) reports through the same events, so writing them
+down here gives each the same run folder, and so the same dashboard, History tab and
+compare notebook. The engine calls the recorder before the other sinks and outside
+`fan_out`: a chart that fails is logged and forgotten, but a row that cannot be
+written (a full disk) must fail the run, which then says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from workbench.engine.rundir import METRICS, SAMPLES, SUMMARY, RunDir
+from workbench.events import CheckpointSaved, EvalLogged, RunEnded, SampleGenerated, StepLogged
+
+
+class RunRecorder:
+    """Events -> metrics.jsonl, samples.jsonl, the running summary's progress, summary.json."""
+
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
+
+    def __call__(self, event) -> None:
+        if isinstance(event, (StepLogged, EvalLogged)):
+            self.run_dir.append_jsonl(METRICS, dataclasses.asdict(event))
+        elif isinstance(event, SampleGenerated):
+            for prompt, completion in zip(event.prompts, event.completions):
+                self.run_dir.append_jsonl(SAMPLES, {"step": event.step, "adapter": event.adapter,
+                                                    "prompt": prompt, "completion": completion})
+        elif isinstance(event, CheckpointSaved):
+            self.run_dir.note_checkpoint(event.step, event.path)
+        elif isinstance(event, RunEnded):
+            self._write_summary(event)
+
+    def _write_summary(self, event: RunEnded) -> None:
+        try:
+            self.run_dir.write_json(SUMMARY, event.summary)
+        except OSError:
+            if event.status != "failed":
+                raise
+            # a full disk must not hide the error that failed the run
