@@ -10,4 +10,5 @@ def test_ci_runs_the_readme_test_command():
     command = readme[readme.index("# 2. set everything up and run the tests") + 1]
     ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert command in ci_lines
+    assert "export CI=true" in ci_lines  # a missing test tool fails instead of skipping
     assert "scripts/ensure-chromium" in command  # the browser tests need Chromium

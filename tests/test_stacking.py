@@ -153,3 +153,44 @@ def test_a_bad_start_is_refused_before_a_run_folder_exists(
     if start_from == "{other}":
         assert tiny_model_dir in str(refused.value) and str(other) in str(refused.value)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_stacked_run_loads_with_the_same_logits_through_every_caller(
+        earlier, tiny_model_dir, orders_subset, tmp_path):
+    """load_run is the one way in: TunedModel, the adapter stack, merge/export and the
+    dashboard's chat all see the merged-beneath base plus the run's own adapter."""
+    import torch
+
+    from workbench import Dashboard, TunedModel, load_run
+    from workbench.export.merge import merged_run
+    from workbench.export.stack import AdapterStack
+
+    config = config_for(tiny_model_dir, orders_subset, tmp_path / "runs", "stacked",
+                        lora={"start_from": str(earlier), "start_mode": "merge"})
+    run, result, _ = run_with_start_logits(config)
+    ids = torch.tensor(IDS)
+    with torch.no_grad():
+        trained = run.bundle.model.eval()(input_ids=ids).logits
+
+    def logits(model):
+        with torch.no_grad():
+            return model.eval()(input_ids=ids).logits
+
+    loaded = load_run(result.run_dir)
+    assert loaded.chat and loaded.trained_with == "hf" and loaded.run_dir == result.run_dir
+    stack = AdapterStack([result.run_dir])
+    dash = Dashboard(interactive=False)
+    try:
+        opened = dash.open_run(result.run_dir)
+        callers = {"load_run": loaded.model, "TunedModel": TunedModel(result.run_dir).model,
+                   "Dashboard.open_run": opened.model, "AdapterStack": stack.model,
+                   "merged_run": merged_run(result.run_dir)[0]}
+        for name, model in callers.items():
+            assert torch.allclose(logits(model), trained, atol=1e-5), name
+        prompt = "Two lattes to Lyon, please"
+        expected = loaded.generate([prompt])[0]  # the run's sample settings: greedy
+        assert dash.chat(prompt, model="tuned")["tuned"] == expected  # the chat answers with it
+        tokens = loaded.config.sample.max_new_tokens
+        assert stack.generate([prompt], stack.labels[0], max_new_tokens=tokens) == [expected]
+    finally:
+        dash.close()

@@ -88,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_data_parser(commands) -> None:
+    from workbench.config import choices, default
+    from workbench.data.dedup import NEAR_THRESHOLD
+
     data = commands.add_parser("data", help="check, measure and clean a dataset")
     steps = data.add_subparsers(dest="data_command", required=True)
-    formats = ("auto", "messages", "alpaca", "prompt_completion", "text")
+    formats = choices("data.format")
 
     check = steps.add_parser("check", help="validate a dataset without a model: every "
                              "problem by file and line, or a summary")
@@ -107,12 +110,12 @@ def add_data_parser(commands) -> None:
     report.add_argument("--config", help="take model, format, max_length, train_on and "
                         "system_prompt from this run config (flags still win)")
     report.add_argument("--max-length", type=positive_int, help="tokens per example "
-                        "(default 512, as data.max_length)")
-    report.add_argument("--train-on", choices=("responses", "all"))
+                        f"(default {default('data.max_length')}, as data.max_length)")
+    report.add_argument("--train-on", choices=choices("data.train_on"))
     report.add_argument("--format", choices=formats)
-    report.add_argument("--near-threshold", type=fraction, default=0.8,
+    report.add_argument("--near-threshold", type=fraction, default=NEAR_THRESHOLD,
                         help="Jaccard similarity (character 5-grams) from which two rows count "
-                        "as near duplicates (default 0.8; 0: do not look for them)")
+                        f"as near duplicates (default {NEAR_THRESHOLD}; 0: do not look for them)")
     report.add_argument("--png", help="histogram file (default: <name>-lengths.png here)")
     report.add_argument("--json", help="also write the report as JSON to this file")
 
@@ -127,14 +130,19 @@ def add_data_parser(commands) -> None:
     clean.add_argument("--max-tokens", type=positive_int)
     clean.add_argument("--min-chars", type=positive_int)
     clean.add_argument("--max-chars", type=positive_int)
-    clean.add_argument("--near-threshold", type=fraction, default=0.8,
-                       help="drop rows this similar to an earlier kept row (default 0.8)")
+    clean.add_argument("--near-threshold", type=fraction, default=NEAR_THRESHOLD,
+                       help=f"drop rows this similar to an earlier kept row (default "
+                       f"{NEAR_THRESHOLD})")
     clean.add_argument("--keep-near", action="store_true", help="drop exact duplicates only")
-    clean.add_argument("--eval-fraction", type=fraction, default=0.1)
-    clean.add_argument("--seed", type=int, default=42)
+    clean.add_argument("--eval-fraction", type=fraction, default=default("data.eval_fraction"))
+    clean.add_argument("--seed", type=int, default=default("train.seed"))
 
 
 def add_export_parsers(commands) -> None:
+    from workbench.export.exporter import DEFAULT_QUANT, FORMATS
+    from workbench.export.gguf import QUANTS
+    from workbench.export.stack import METHODS
+
     export = commands.add_parser(
         "export", help="merge a run's adapter into its base and save it: a Hugging Face "
         "folder, a GGUF file, or a GGUF file with an Ollama Modelfile",
@@ -142,17 +150,16 @@ def add_export_parsers(commands) -> None:
         "combination. The chat template is checked on the way: an export whose template or "
         "stop token differs from training is refused.")
     export.add_argument("run_dir", nargs="+", metavar="RUN_DIR")
-    export.add_argument("--format", choices=("hf", "gguf", "ollama"), default="hf",
+    export.add_argument("--format", choices=FORMATS, default=FORMATS[0],
                         help="hf: safetensors folder for transformers; gguf: one file for "
                         "llama.cpp; ollama: GGUF + Modelfile (default: hf)")
-    export.add_argument("--quant", choices=("f32", "f16", "q8_0"), default="f16",
-                        help="GGUF weight type (default: f16)")
+    export.add_argument("--quant", choices=QUANTS, default=DEFAULT_QUANT,
+                        help=f"GGUF weight type (default: {DEFAULT_QUANT})")
     export.add_argument("-o", "--out", help="where to write (default: RUN_DIR/export/...)")
     export.add_argument("--weights", type=float, nargs="+", metavar="W",
                         help="one weight per run: export their weighted combination")
-    export.add_argument("--method", default="linear", choices=("linear", "cat", "svd", "ties",
-                                                                "dare_linear", "dare_ties"),
-                        help="how to combine several runs (default: linear)")
+    export.add_argument("--method", default=METHODS[0], choices=METHODS,
+                        help=f"how to combine several runs (default: {METHODS[0]})")
     export.add_argument("--density", type=float, help="share of each update kept by ties "
                         "and dare_* (0 to 1)")
     export.add_argument("--force", action="store_true", help="keep the files even when the "
@@ -309,36 +316,31 @@ def data_check(args) -> int:
 
 
 def data_report(args) -> int:
+    import dataclasses
     import json
     import time
     from pathlib import Path
 
-    from workbench.api import tokenizer_for
     from workbench.data import check, report
+    from workbench.engine.preview import tokenizer_for
     from workbench.plots.lengths import length_histogram_png
 
-    settings = {"model": "demo", "format": "auto", "max_length": 512,
-                "train_on": "responses", "system_prompt": None}
-    trust = False
-    if args.config:
-        from workbench.config import load_config
+    from workbench.config import RunConfig, load_config
 
-        config = load_config(args.config, [f"data.path={args.path}"])
-        settings.update(model=config.model.name, format=config.data.format,
-                        max_length=config.data.max_length, train_on=config.data.train_on,
-                        system_prompt=config.data.system_prompt)
-        trust = config.model.trust_remote_code
-    explicit = {"model": args.model, "format": args.format, "max_length": args.max_length,
-                "train_on": args.train_on}
-    settings.update({key: value for key, value in explicit.items() if value is not None})
+    # The run config's own data and model settings (its defaults without --config); flags win.
+    config = load_config(args.config, [f"data.path={args.path}"]) if args.config else \
+        RunConfig.from_dict({"data": {"path": args.path}})
+    flags = {"format": args.format, "max_length": args.max_length, "train_on": args.train_on}
+    data = dataclasses.replace(config.data, **{k: v for k, v in flags.items() if v is not None})
+    model = args.model or config.model.name
     began = time.perf_counter()
-    checked = check(args.path, settings["format"], settings["system_prompt"])
+    checked = check(args.path, data.format, data.system_prompt)
     if not checked.valid:  # before the tokenizer loads: that takes seconds
         checked.raise_if_problems()
     checking = time.perf_counter() - began
-    tokenizer = tokenizer_for(settings["model"], trust)
-    result = report(checked, tokenizer, max_length=settings["max_length"],
-                    train_on=settings["train_on"], near_threshold=args.near_threshold or None)
+    tokenizer = tokenizer_for(model, config.model.trust_remote_code)
+    result = report(checked, tokenizer, max_length=data.max_length, train_on=data.train_on,
+                    near_threshold=args.near_threshold or None)
     png = Path(args.png or f"{Path(args.path).stem}-lengths.png")
     length_histogram_png(result, png)
     print(result.summary())
@@ -358,7 +360,7 @@ def data_clean(args) -> int:
         checked.raise_if_problems()
     tokenizer = None
     if args.model:
-        from workbench.api import tokenizer_for
+        from workbench.engine.preview import tokenizer_for
 
         tokenizer = tokenizer_for(args.model)
     result = clean(checked, args.out, tokenizer=tokenizer,

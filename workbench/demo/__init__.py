@@ -39,6 +39,20 @@ def test_cases(limit: int | None = None) -> list[tuple[str, dict]]:
     return cases[:limit] if limit else cases
 
 
+def sample_prompts(dataset: str | Path, count: int = 3) -> list[str]:
+    """Prompts to watch a run answer: for the demo's data, held-out messages it never trains
+    on; for any other file, the first examples' first user turns (or their raw prompts)."""
+    from workbench.data import load_examples
+
+    if Path(dataset).resolve() == data_path().resolve():
+        return [prompt for prompt, _ in test_cases(count)]
+    _, examples = load_examples(str(dataset))
+    users = [next((m["content"] for m in e.messages if m["role"] == "user"), None)
+             for e in examples if e.messages]
+    prompts = [u for u in users if u] or [e.prompt for e in examples if e.prompt]
+    return prompts[:count]
+
+
 # Same effective batch (8); the workshop profile trades about 20% speed for memory
 # (half the batch per pass, gradient checkpointing) to fit Binder's 2 GB.
 PROFILES = {

@@ -21,7 +21,8 @@ from workbench.errors import ExportError
 from workbench.export.gguf import QUANTS
 from workbench.export.templates import RoundTrip, round_trip, turn_format
 
-FORMATS = ("hf", "gguf", "ollama")
+FORMATS = ("hf", "gguf", "ollama")  # the first is the default
+DEFAULT_QUANT = "f16"
 EXPORT_DIR = "export"
 
 
@@ -40,7 +41,7 @@ class ExportResult:
                 f"template check: {state})")
 
 
-def export_run(run_dirs, format: str = "hf", quant: str = "f16", out=None, *,
+def export_run(run_dirs, format: str = FORMATS[0], quant: str = DEFAULT_QUANT, out=None, *,
                weights: list[float] | None = None, method: str = "linear",
                density: float | None = None, force: bool = False) -> ExportResult:
     """Export one run, or the weighted combination of several (same base model)."""
@@ -67,7 +68,7 @@ def export_run(run_dirs, format: str = "hf", quant: str = "f16", out=None, *,
                         source=source)
 
 
-def export_stack(stack, format: str = "hf", quant: str = "f16", out=None, *,
+def export_stack(stack, format: str = FORMATS[0], quant: str = DEFAULT_QUANT, out=None, *,
                  which: str = "combined", force: bool = False) -> ExportResult:
     """Export what an AdapterStack currently answers with (by default its combination)."""
     if out is None:

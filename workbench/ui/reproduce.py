@@ -15,14 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import RunConfig, config_to_yaml
+from workbench.notebooks.parameters import (QUICKSTART, QUICKSTART_PARAMETERS,  # noqa: F401
+                                            notebook_parameters)
 
-QUICKSTART = "notebooks/01-quickstart.ipynb"
-# the quickstart's parameters -> the config field each one sets
-QUICKSTART_PARAMETERS = {
-    "model": "model.name", "dataset": "data.path", "max_steps": "train.max_steps",
-    "learning_rate": "train.learning_rate", "lora_r": "lora.r", "batch_size": "train.batch_size",
-    "max_length": "data.max_length", "runs_dir": "output.runs_dir",
-}
 CONFIG_FILE = "config.yaml"
 
 
@@ -43,13 +38,9 @@ def reproduction(config: RunConfig, notebook: str | None = QUICKSTART,
     train = f"workbench train {CONFIG_FILE}"
     if not notebook:
         return Reproduction(yaml, train)
-    raw = config.to_dict()
-    chosen = []
-    for name, key in (QUICKSTART_PARAMETERS if parameters is None else parameters).items():
-        section, field = key.split(".", 1)
-        value = raw[section][field]
-        if value is not None:
-            chosen.append((name, _portable(value) if key.endswith("path") else value))
+    mapping = QUICKSTART_PARAMETERS if parameters is None else parameters
+    chosen = [(name, _portable(value) if mapping[name].endswith("path") else value)
+              for name, value in notebook_parameters(config, mapping).items()]
     flags = "".join(f" -p {name} {shlex.quote(str(value))}" for name, value in chosen)
     out = Path(notebook).with_suffix("").name + "-executed.ipynb"
     return Reproduction(yaml, train, f"workbench notebook run {shlex.quote(notebook)}{flags}",
