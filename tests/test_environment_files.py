@@ -17,18 +17,16 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parent.parent
 CONDA_TO_PYPI = {"matplotlib-base": "matplotlib", "pytorch": "torch"}
-ENVIRONMENT_ONLY = {"python", "pip", "jupyterlab"}  # tools around the package, not its deps
+ENVIRONMENT_ONLY = {"python", "pip"}  # tools around the package, not its deps
+# Binder's base image brings its own JupyterLab and kernel (the ones its server runs).
+FROM_BINDER_IMAGE = {"jupyterlab", "ipykernel"}
 
 
 def pyproject() -> tuple[dict, dict]:
-    """(base dependencies, [notebooks] extra), each name -> SpecifierSet."""
+    """(base dependencies, {}), each name -> SpecifierSet."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-
-    def parse(lines):
-        return {canonicalize_name(r.name): r.specifier for r in map(Requirement, lines)
-                if not r.name.startswith("workbench")}
-
-    return parse(project["dependencies"]), parse(project["optional-dependencies"]["notebooks"])
+    return {canonicalize_name(r.name): r.specifier
+            for r in map(Requirement, project["dependencies"])}, {}
 
 
 def conda_requirement(text: str) -> tuple[str, SpecifierSet]:
@@ -76,7 +74,8 @@ def binder_requirements() -> tuple[dict, list[str]]:
 def test_environments_name_the_packages_of_pyproject(source):
     base, notebooks = pyproject()
     named, _ = root_environment() if source == "environment.yml" else binder_requirements()
-    missing = sorted(set(base) - set(named))
+    missing = sorted(set(base) - set(named) - (FROM_BINDER_IMAGE if source.startswith("binder")
+                                               else set()))
     assert not missing, f"{source} lacks {missing}, which pyproject.toml depends on"
     unknown = sorted(set(named) - set(base) - set(notebooks) - ENVIRONMENT_ONLY)
     assert not unknown, (f"{source} names {unknown}, which pyproject.toml does not; add them "
@@ -107,6 +106,17 @@ def test_binder_pins_satisfy_pyproject_and_are_cpu_only():
     text = (REPO / "binder" / "requirements.txt").read_text().lower()
     assert "nvidia" not in text and "cu12" not in text and "unsloth" not in text
     assert (REPO / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_pyproject_lists_every_package_and_ships_the_notebooks():
+    """The package list is explicit (the notebooks are mapped in as package data), so a
+    new sub-package must be added to it; every notebook travels with the package."""
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.relative_to(REPO).parent.parts)
+             for p in (REPO / "workbench").rglob("__init__.py")}
+    assert found | {"workbench.notebook_files"} == set(tool["packages"])
+    assert tool["package-dir"] == {"workbench.notebook_files": "notebooks"}
+    assert tool["package-data"]["workbench.notebook_files"] == ["*.ipynb"]
 
 
 def test_binder_post_build_installs_the_package_and_the_demo_model():

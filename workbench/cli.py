@@ -12,6 +12,7 @@ from workbench.errors import WorkbenchError
 
 EPILOG = ("examples:\n"
           "  workbench demo\n"
+          "  workbench lab                  # the dashboard, in JupyterLab\n"
           "  workbench validate config.yaml --set train.max_steps=50\n"
           "  workbench train config.yaml --set data.path=my.jsonl\n"
           "  workbench train --resume runs/my-run-20261122-101500\n"
@@ -82,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "each in its own process (default 1: one after another)")
     sweep.add_argument("--timeout", type=positive_int, metavar="SECONDS",
                        help="fail a cell that runs longer than this")
+    lab = commands.add_parser("lab", help="open JupyterLab on the workbench's notebooks (the "
+                              "quickstart by default); other options go to jupyter lab",
+                              description="Starts JupyterLab with a notebook open; it prints "
+                              "the URL and token to open in a browser. In a clone of the "
+                              "repository it uses notebooks/ in place; installed without it, "
+                              "it first copies the bundled notebooks into ./workbench-notebooks.")
+    lab.add_argument("notebook", nargs="?", help="a notebook's name or prefix (02, "
+                     "02-your-own-data) or path; default 01-quickstart")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser "
+                     "(on a remote machine, open the printed URL yourself)")
+    lab.add_argument("--port", type=positive_int, help="the port (default: jupyter's, 8888 or "
+                     "the next free one)")
     add_data_parser(commands)
     add_export_parsers(commands)
     return parser
@@ -191,7 +204,10 @@ def fraction(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and args.command != "lab":  # only `lab` passes options through (to jupyter lab)
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    args.passthrough = rest
     try:
         return COMMANDS[args.command](args) or 0
     except WorkbenchError as exc:
@@ -419,6 +435,15 @@ def cmd_notebook(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from workbench.notebooks.lab import launch
+
+    extra = (["--no-browser"] if args.no_browser else []) + \
+        ([f"--port={args.port}"] if args.port else []) + args.passthrough
+    launch(args.notebook, extra)  # replaces this process with JupyterLab
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from workbench.notebooks.sweep import parse_grid, sweep
 
@@ -430,7 +455,8 @@ def cmd_sweep(args) -> int:
 
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
             "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
-            "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep}
+            "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep,
+            "lab": cmd_lab}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -146,7 +146,8 @@ def format_report(report: dict, shown: int = 4) -> str:
     lines += [f"held-out success: base {report['base_success']:.0%}  ->  tuned "
               f"{report['tuned_success']:.0%}  ({report['held_out']} messages; exact JSON match)",
               f"demo took {report['total_seconds']:.0f} s; run folder: {report['run_dir']}",
-              f"next: workbench generate {report['run_dir']} --prompt \"...\"", "=" * 72]
+              f"next: workbench generate {report['run_dir']} --prompt \"...\"",
+              "      or open the dashboard and watch a run learn: workbench lab", "=" * 72]
     return "\n".join(lines)
 
 

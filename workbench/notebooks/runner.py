@@ -184,7 +184,8 @@ def _require_papermill() -> None:
         import papermill  # noqa: F401
     except ImportError:
         raise NotebookError("running notebooks headless needs papermill: "
-                            "pip install \"workbench[notebooks]\"") from None
+                            "pip install papermill (the workbench's own install includes "
+                            "it)") from None
 
 
 def _papermill(path: Path, executed: Path, parameters: dict, cwd: Path, kernel: str, stdout,
