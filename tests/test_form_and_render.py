@@ -57,3 +57,44 @@ def test_a_new_run_starts_with_a_fresh_chart():
     view.reset()  # what Start does before the next run
     view.redraw()
     assert view.chart.value == fresh.chart.value  # not the last run's axis ranges
+
+
+def test_the_setup_form_shows_the_newcomer_fields_first_and_folds_the_rest():
+    from workbench.ui.form import FIRST_FIELDS
+
+    form = ConfigForm()
+    rows = [child for child in form.children if hasattr(child, "children")][:len(FIRST_FIELDS)]
+    assert [row.children[0].value for row in rows] == list(FIRST_FIELDS)
+    assert form.advanced.selected_index is None  # folded
+    folded = {row.children[1] for row in form.advanced.children[0].children
+              if hasattr(row, "children")}
+    assert form.inputs["train.warmup_steps"] in folded
+    assert form.inputs["train.max_steps"] not in folded
+    form.set_values({"data": {"path": "x.jsonl"}})
+    assert form.advanced.selected_index is None
+    form.inputs["train.warmup_steps"].value = "-3"  # a problem in a folded field ...
+    assert form.advanced.selected_index == 0  # ... opens the fold, so it is seen
+    assert "must be &gt;= 0" in form.errors["train.warmup_steps"].value
+
+
+def test_charts_without_data_say_so_instead_of_drawing_empty_axes(tmp_path):
+    from workbench.plots.live import LiveChart
+    from workbench.plots.loss import overlay_figure, render_loss_png
+    from workbench.ui.live import empty_history
+
+    chart = LiveChart()
+    chart.png(empty_history())
+    assert all(note.get_visible() for note in chart.waiting)
+    assert not any(axes.xaxis.get_visible() or axes.yaxis.get_visible() for axes in chart.axes)
+    history = {**empty_history(), "step": [1, 2], "loss": [2.0, 1.5],
+               "learning_rate": [1e-3, 1e-3], "grad_norm": [1.0, 0.9]}
+    chart.png(history)
+    shown = [note.get_visible() for note in chart.waiting]
+    assert shown == [False, True, False, False]  # only held-out loss is still waiting
+    assert chart.axes[0].xaxis.get_visible() and not chart.axes[1].xaxis.get_visible()
+    empty = overlay_figure({}, "select runs to compare")
+    (axes,) = empty.axes
+    assert [t.get_text() for t in axes.texts] == ["select runs to compare"]
+    assert not axes.xaxis.get_visible()
+    render_loss_png([], [], [], [], tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"

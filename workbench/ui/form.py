@@ -17,7 +17,10 @@ from workbench.config import SECTIONS, RunConfig, field_types
 from workbench.errors import ConfigError, Problem
 
 MODEL_CHOICES = ["demo"]  # plus whatever the user types: a folder, a .gguf file, a hub id
-LABEL_WIDTH = "11em"
+# What a newcomer changes first; every other field is folded under "Advanced".
+FIRST_FIELDS = ("model.name", "data.path", "train.max_steps", "train.learning_rate", "lora.r",
+                "sample.prompts")
+LABEL_WIDTH = "13em"
 # List boxes hold one entry per line; entries that span lines (a prompt with a blank line
 # in it) are separated by a line holding only this instead.
 SEPARATOR = "---"
@@ -33,12 +36,20 @@ class ConfigForm(widgets.VBox):
         self._fields: dict[str, dataclasses.Field] = {}
         self.general_errors = widgets.HTML()
         self._listeners = []
-        children = []
-        for section, cls in SECTIONS.items():
-            children.append(widgets.HTML(f"<b>{section}</b>"))
-            for f in dataclasses.fields(cls):
-                children.append(self._row(f"{section}.{f.name}", f))
-        self.children = [self.general_errors] + children
+        fields = {f"{section}.{f.name}": f for section, cls in SECTIONS.items()
+                  for f in dataclasses.fields(cls)}
+        first = [self._row(key, fields[key], label=key) for key in FIRST_FIELDS]
+        advanced = []
+        for section in SECTIONS:
+            rest = [key for key in fields if key.startswith(f"{section}.")
+                    and key not in FIRST_FIELDS]
+            advanced.append(widgets.HTML(f"<b>{section}</b>"))
+            advanced += [self._row(key, fields[key]) for key in rest]
+        self.advanced = widgets.Accordion(children=[widgets.VBox(advanced)],
+                                          titles=("Advanced: every other setting",),
+                                          selected_index=None)
+        self.advanced.add_class("workbench-advanced")
+        self.children = [self.general_errors, *first, self.advanced]
         self.set_config(config or RunConfig())
         for control in self.inputs.values():
             control.observe(self._changed, names="value")
@@ -46,11 +57,11 @@ class ConfigForm(widgets.VBox):
 
     # -- building ------------------------------------------------------------------------
 
-    def _row(self, key: str, f: dataclasses.Field) -> widgets.HBox:
+    def _row(self, key: str, f: dataclasses.Field, label: str | None = None) -> widgets.HBox:
         help_text = f.metadata["help"].replace("`", "")
         control = _input_for(key, f)
         control.tooltip = help_text
-        label = widgets.Label(key.split(".", 1)[1], tooltip=help_text,
+        label = widgets.Label(label or key.split(".", 1)[1], tooltip=help_text,
                               layout=widgets.Layout(width=LABEL_WIDTH))
         error = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         self.inputs[key], self.errors[key], self._fields[key] = control, error, f
@@ -119,7 +130,8 @@ class ConfigForm(widgets.VBox):
             callback(problems)
 
     def _show_problems(self) -> list[Problem]:
-        """Each problem beside the field its key names; the rest (an unknown section) on top."""
+        """Each problem beside the field its key names; the rest (an unknown section) on top.
+        A problem in a folded field opens the Advanced section, so it cannot hide there."""
         problems = self.problems()
         for key, error in self.errors.items():
             error.value = "".join(f'<span style="color:#de2d26">{html.escape(p.text)}</span><br>'
@@ -127,6 +139,8 @@ class ConfigForm(widgets.VBox):
         self.general_errors.value = "".join(
             f'<div style="color:#de2d26">{html.escape(str(p))}</div>' for p in problems
             if p.key not in self.inputs)
+        if any(p.key in self.inputs and p.key not in FIRST_FIELDS for p in problems):
+            self.advanced.selected_index = 0
         return problems
 
 
