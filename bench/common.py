@@ -66,7 +66,7 @@ def machine() -> str:
 
 def demo_rows(max_length: int = 256, fmt_path: str | None = None):
     """The demo training rows, encoded with the demo tokenizer, and that tokenizer."""
-    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.loading import load_tokenizer
     from workbench.backends.models import resolve_model
     from workbench.config import DataSettings
     from workbench.data import encode_splits, load_splits

@@ -157,7 +157,7 @@ def plan(args) -> list[Case]:
 def skip_reasons(cases: list[Case], facts) -> dict[Case, str]:
     """Why each case cannot run on a machine with these facts (workbench.backends.Facts);
     the same checks, and words, as a run's backend choice."""
-    from workbench.backends import decide_backend
+    from workbench.backends.choice import decide_backend
     from workbench.errors import BackendUnavailable
 
     reasons = {}
@@ -462,7 +462,7 @@ def _direct(case: Case, spec: dict, texts_file: Path):
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
-    from workbench.backends.hf import gpu_capability, resolve_dtype
+    from workbench.backends.loading import gpu_capability, resolve_dtype
 
     dtype = resolve_dtype("auto", gpu_capability())
     rows = _token_rows(case, spec, texts_file)
@@ -493,7 +493,7 @@ def _direct(case: Case, spec: dict, texts_file: Path):
 
 def _token_rows(case: Case, spec: dict, texts_file: Path) -> list[dict]:
     """Exactly the rows the engine trains on (same tokenizer, same cut)."""
-    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.loading import load_tokenizer
     from workbench.data import encode_splits, load_splits
 
     config = _run_config(case, spec, texts_file, "unused")

@@ -26,7 +26,7 @@ def trl_step(steps):
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
 
-    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.loading import load_tokenizer
     from workbench.backends.models import resolve_model
     from workbench.demo import data_path
 

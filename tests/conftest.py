@@ -40,7 +40,7 @@ def demo_dir() -> str:
 
 @pytest.fixture(scope="session")
 def demo_tokenizer(demo_dir):
-    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.loading import load_tokenizer
 
     return load_tokenizer(demo_dir, trust_remote_code=False)
 

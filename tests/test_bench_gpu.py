@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
-from workbench.backends import Facts
+from workbench.backends.choice import Facts
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -85,7 +85,7 @@ def test_hub_id_offline_and_missing_demo_package_say_how_to_fix(tmp_path, monkey
     import pytest
 
     from workbench.backends import models
-    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.loading import load_tokenizer
     from workbench.errors import ModelError
 
     with pytest.raises(ModelError, match="HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache"):

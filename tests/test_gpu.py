@@ -143,7 +143,7 @@ import sys, json
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
-from workbench.backends.hf import load_tokenizer
+from workbench.backends.loading import load_tokenizer
 from workbench.demo import score, success_rate, test_cases
 from workbench.engine.sampling import generate
 base = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).to("cuda")

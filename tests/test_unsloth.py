@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from conftest import ORDERS, tiny_config
-from workbench.backends import (UNSLOTH_INSTALL, Facts, decide_backend, import_order_note,
-                                select_backend)
-from workbench.backends.hf import resolve_dtype
+from workbench.backends import select_backend
+from workbench.backends.choice import UNSLOTH_INSTALL, Facts, decide_backend, import_order_note
+from workbench.backends.loading import resolve_dtype
 from workbench.backends.unsloth import (LLAMA_PROJECTIONS, linear_leaf_names, target_modules,
                                         unsloth_load_kwargs, unsloth_peft_kwargs)
 from workbench.config import RunConfig

@@ -3,10 +3,11 @@
 Unsloth's FastLanguageModel patches the model's attention, MLP, RoPE and loss with its
 own kernels, and gradient checkpointing with its offloading variant; training still goes
 through the workbench engine (its Trainer, events and run folder). The tokenizer is the
-workbench's own (`hf.load_tokenizer`), so both backends train on the same tokens, and the
+workbench's own (`loading.load_tokenizer`), so both backends train on the same tokens, and the
 saved adapter is plain PEFT, so it loads without Unsloth.
 
-The API calls here were checked against unsloth 2026.10.9. The mappings from the
+The API calls here were checked against unsloth 2026.10.9's source; they have not yet run
+on a GPU (docs/gpu-check.md is the prepared check). The mappings from the
 workbench config to Unsloth's arguments are pure functions so CPU tests can check them;
 `import unsloth` happens in `select_backend`, before transformers is imported.
 """
@@ -16,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.backends.base import ModelBundle
-from workbench.backends.hf import (_load_failure, gpu_capability, load_tokenizer,
-                                   refuse_pickle_only, resolve_dtype)
+from workbench.backends.loading import (LOAD_ERRORS, TRUST_NOTE, describe_load_failure,
+                                        gpu_capability, load_tokenizer, refuse_pickle_only,
+                                        resolve_dtype, target_modules_error)
 from workbench.backends.models import resolve_model
 from workbench.config import LoraSettings, RunConfig
 from workbench.errors import BackendUnavailable, ModelError
@@ -27,6 +29,8 @@ from workbench.secrets import redact_log_records
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Unsloth cuts every forward input to max_seq_length, generation and chat included.
 UNSLOTH_MIN_SEQ_LENGTH = 2048
+# Unsloth's loader also raises these for an architecture or setting it does not support.
+UNSLOTH_LOAD_ERRORS = LOAD_ERRORS + (RuntimeError, NotImplementedError, ImportError)
 
 
 def unsloth_load_kwargs(source: str, config: RunConfig, dtype: str) -> dict:
@@ -110,25 +114,21 @@ class UnslothBackend:
         dtype = resolve_dtype(config.model.dtype, gpu_capability())
         source = resolve_model(config.model.name)
         if not config.model.allow_pickle:
-            refuse_pickle_only(Path(source), "model", ("*.safetensors",),
-                               ("*.bin", "*.pt", "*.pth", "*.ckpt"))
+            refuse_pickle_only(Path(source), "model")
         tokenizer = load_tokenizer(source, config.model.trust_remote_code)
         kwargs = unsloth_load_kwargs(source, config, dtype)
         kwargs["dtype"] = getattr(torch, dtype)
         try:
             model, _ = FastLanguageModel.from_pretrained(**kwargs)
-        except Exception as exc:
-            raise ModelError(_load_failure(source, "model", exc)) from None
+        except UNSLOTH_LOAD_ERRORS as exc:
+            raise ModelError(describe_load_failure(source, "model", exc)) from None
         peft = unsloth_peft_kwargs(config.lora, config.train.seed,
                                    config.train.gradient_checkpointing, linear_leaf_names(model))
         try:
             model = FastLanguageModel.get_peft_model(model, **peft)
         except (TypeError, ValueError) as exc:
-            raise ModelError(f"lora.target_modules {config.lora.target_modules!r} does not fit "
-                             f"this model ({exc}); use all-linear or names of its linear "
-                             "layers") from None
-        notes = self.notes + (["trust_remote_code was on: the model's own Python code ran"]
-                              if config.model.trust_remote_code else [])
+            raise target_modules_error(config.lora.target_modules, exc) from None
+        notes = self.notes + ([TRUST_NOTE] if config.model.trust_remote_code else [])
         return ModelBundle(model=model, tokenizer=tokenizer, backend=self.name, device="cuda",
                            dtype=dtype, source=source, notes=notes, model_loss=True,
                            backend_checkpointing=True)

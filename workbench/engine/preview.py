@@ -22,7 +22,7 @@ from workbench.errors import Where
 def tokenizer_for(model: str = "demo", trust_remote_code: bool = False):
     """The tokenizer (with its chat template) of what model.name accepts: `demo`, a model
     folder, a .gguf file or a hub id; the weights are not loaded."""
-    from workbench.backends.hf import load_tokenizer
+    from workbench.backends.loading import load_tokenizer
     from workbench.backends.models import resolve_model
 
     return load_tokenizer(resolve_model(model), trust_remote_code)

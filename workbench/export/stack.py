@@ -46,7 +46,7 @@ class AdapterStack:
 
     def _load(self) -> None:
         """The first adapter as its run trained it (`load_run`); the others beside it."""
-        from workbench.backends.hf import refuse_pickle_only
+        from workbench.backends.loading import PICKLED_ADAPTER, SAFE_ADAPTER, refuse_pickle_only
 
         first = load_run(self.adapters[0].path)
         config = first.config
@@ -55,8 +55,7 @@ class AdapterStack:
         self._keys[self.labels[0]] = "default"  # the name PEFT gives the first adapter
         for index, (label, info) in enumerate(zip(self.labels[1:], self.adapters[1:]), start=1):
             if not config.model.allow_pickle:
-                refuse_pickle_only(info.path, "adapter", ("adapter_model.safetensors",),
-                                   ("adapter_model.bin",))
+                refuse_pickle_only(info.path, "adapter", SAFE_ADAPTER, PICKLED_ADAPTER)
             self.model.load_adapter(str(info.path), adapter_name=f"adapter{index}",
                                     is_trainable=False)
             self._keys[label] = f"adapter{index}"
