@@ -557,16 +557,10 @@ def _summarise(case: Case, spec: dict, timings: list, info: dict) -> dict:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    """What a run folder records (engine.run.library_versions), and the CUDA build."""
+    from workbench.engine.run import library_versions
 
-    found = {}
-    for name in ("torch", "transformers", "peft", "unsloth", "unsloth_zoo", "bitsandbytes"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    found["cuda"] = __import__("torch").version.cuda
-    return found
+    return {**library_versions(), "cuda": __import__("torch").version.cuda}
 
 
 if __name__ == "__main__":

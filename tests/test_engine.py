@@ -203,13 +203,16 @@ def test_a_failure_is_recorded_in_the_run_folder(tiny_model_dir, orders_subset, 
     assert events[-1].status == "failed"
 
 
-def test_a_broken_sink_does_not_stop_training(tiny_model_dir, orders_subset, tmp_path):
+def test_a_broken_sink_does_not_stop_training(tiny_model_dir, orders_subset, tmp_path, caplog):
     def broken(event):
         raise RuntimeError("chart exploded")
 
     result = Run(tiny_config(tiny_model_dir, orders_subset, tmp_path, train={"max_steps": 3}),
                  sinks=[broken]).execute()
     assert result.status == "finished"
+    assert RunDir.open(result.run_dir).metrics()  # the run folder was written all the same
+    failures = [r for r in caplog.records if "failed on" in r.getMessage()]
+    assert failures and "chart exploded" in (failures[0].exc_text or str(failures[0].exc_info))
 
 
 def test_no_host_sync_on_steps_that_do_not_log(tiny_model_dir, orders_subset, tmp_path,
@@ -246,3 +249,28 @@ def test_no_host_sync_on_steps_that_do_not_log(tiny_model_dir, orders_subset, tm
     logs = len([r for r in RunDir(run.run_dir.path).metrics() if "loss" in r])
     assert logs == 3  # steps 1, 10, 20
     assert len(calls) <= 4 * logs, f"{len(calls)} .item() calls for {logs} log steps: {calls}"
+
+
+def test_the_recorder_writes_the_run_folder_from_events_alone(tmp_path):
+    """What a new training method gets by emitting the engine's events: metrics, samples,
+    checkpoint progress and the summary, in the files every view reads."""
+    from workbench.engine.recorder import RunRecorder
+    from workbench.events import CheckpointSaved, SampleGenerated, StepLogged
+
+    folder = RunDir.create(tmp_path, "events")
+    folder.mark_running()
+    record = RunRecorder(folder)
+    record(StepLogged(step=1, total_steps=2, epoch=0.5, loss=2.5, learning_rate=1e-3,
+                      grad_norm=None, tokens_seen=40, tokens_per_second=10.0,
+                      elapsed_seconds=4.0))
+    record(EvalLogged(step=2, eval_loss=2.0, perplexity=7.39, epoch=1.0, elapsed_seconds=8.0))
+    record(SampleGenerated(step=2, prompts=("hi",), completions=("hello",)))
+    record(CheckpointSaved(step=2, path=str(folder.checkpoints_dir / "checkpoint-2")))
+    assert folder.summary()["step"] == 2 and folder.summary()["status"] == "running"
+    record(RunEnded(status="finished", step=2, run_dir=str(folder.path),
+                    summary={"status": "finished", "step": 2}))
+    assert [(r["step"], r.get("loss"), r.get("eval_loss")) for r in folder.metrics()] == [
+        (1, 2.5, None), (2, None, 2.0)]
+    assert folder.samples() == [{"step": 2, "adapter": True, "prompt": "hi",
+                                 "completion": "hello"}]
+    assert folder.summary() == {"status": "finished", "step": 2}
