@@ -284,18 +284,29 @@ def cmd_demo(args) -> int:
     return 0 if report["status"] == "finished" else 1
 
 
+def print_table(columns: list[tuple[str, str]], rows: list[tuple]) -> None:
+    """A plain-text table: columns are (heading, format spec such as "<40" or ">8");
+    a None cell prints as `-`, a float with four decimals."""
+    def cell(value, spec: str) -> str:
+        text = "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        return f"{text:{spec}}"
+
+    print(" ".join(cell(heading, spec) for heading, spec in columns).rstrip())
+    for row in rows:
+        print(" ".join(cell(value, spec) for value, (_, spec) in zip(row, columns)).rstrip())
+
+
 def cmd_runs(args) -> int:
     from workbench.engine.rundir import list_runs
 
     rows = list_runs(args.runs_dir)
     if not rows:
         print(f"no runs in {args.runs_dir}/ yet; start one with `workbench demo`")
-        return 0
-    print(f"{'run':<40} {'status':<18} {'step':>6} {'loss':>8} {'best eval':>10}")
-    for row in rows:
-        loss = f"{row['final_loss']:.4f}" if row["final_loss"] is not None else "-"
-        best = f"{row['best_eval_loss']:.4f}" if row["best_eval_loss"] is not None else "-"
-        print(f"{row['run']:<40} {row['status']:<18} {row['step'] or '-':>6} {loss:>8} {best:>10}")
+    else:
+        print_table([("run", "<40"), ("status", "<18"), ("step", ">6"), ("loss", ">8"),
+                     ("best eval", ">10")],
+                    [(r["run"], r["status"], r["step"] or None, r["final_loss"],
+                      r["best_eval_loss"]) for r in rows])
     return 0
 
 
@@ -411,12 +422,11 @@ def cmd_adapters(args) -> int:
     rows = list_adapters(args.runs_dir)
     if not rows:
         print(f"no adapters in {args.runs_dir}/ yet; train one with `workbench demo`")
-        return 0
-    print(f"{'adapter':<36} {'base model':<28} {'rank':>4} {'loss':>8}  targets / dataset")
-    for info in rows:
-        loss = f"{info.final_loss:.4f}" if info.final_loss is not None else "-"
-        print(f"{info.name:<36} {info.base_label[-28:]:<28} {info.rank or '-':>4} {loss:>8}  "
-              f"{','.join(info.targets)} / {info.dataset or '-'}")
+    else:
+        print_table([("adapter", "<36"), ("base model", "<28"), ("rank", ">4"), ("loss", ">8"),
+                     (" targets / dataset", "")],
+                    [(i.name, i.base_label[-28:], i.rank, i.final_loss,
+                      f" {','.join(i.targets)} / {i.dataset or '-'}") for i in rows])
     return 0
 
 

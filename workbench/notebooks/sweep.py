@@ -43,25 +43,20 @@ RESULTS_CSV, RESULTS_MD, OVERLAY_PNG, SWEEP_JSON = (
 
 @dataclass
 class SweepResult:
+    """A sweep folder and its rows; csv, markdown and overlay are the files written there."""
+
     folder: Path
     swept: dict
     rows: list[dict]
 
+    def __post_init__(self):
+        self.csv, self.markdown, self.overlay = (self.folder / RESULTS_CSV,
+                                                 self.folder / RESULTS_MD,
+                                                 self.folder / OVERLAY_PNG)
+
     @property
     def failed(self) -> list[dict]:
         return [r for r in self.rows if r["status"] == "failed"]
-
-    @property
-    def csv(self) -> Path:
-        return self.folder / RESULTS_CSV
-
-    @property
-    def markdown(self) -> Path:
-        return self.folder / RESULTS_MD
-
-    @property
-    def overlay(self) -> Path:
-        return self.folder / OVERLAY_PNG
 
 
 def parse_grid(pairs: list[tuple[str, str]]) -> tuple[dict, dict]:
