@@ -93,3 +93,26 @@ def test_a_notebook_is_found_by_name_or_prefix_and_a_bad_one_is_named(tmp_path):
     assert command[1:3] == ["-m", "jupyterlab"]
     assert command[-1] == str(folder / "02-your-own-data.ipynb")
     assert f"--ServerApp.root_dir={folder}" in command and "--no-browser" in command
+
+
+def test_an_installed_wheel_carries_the_notebooks_and_copies_them_out(tmp_path):
+    """Installed without the repository (a wheel, not a clone), `workbench lab` still finds
+    the notebooks: they travel as package data and are copied into a working folder."""
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("workbench-*.whl")
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                                "--target", str(target), str(wheel)], capture_output=True,
+                               text=True)
+    assert installed.returncode == 0, installed.stderr
+    code = ("import pathlib, workbench.notebooks.lab as lab; "
+            "assert lab.repository_notebooks() is None, 'ran from the clone'; "
+            "print(lab.notebook_folder(pathlib.Path('copied')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(target)})
+    assert out.returncode == 0, out.stderr
+    copied = sorted(p.name for p in (tmp_path / "copied").glob("*.ipynb"))
+    assert copied == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
