@@ -22,15 +22,18 @@ def default_sinks(quiet: bool = False) -> list:
 
 
 def train(config: RunConfig, sinks=(), control: Control | None = None,
-          quiet: bool = False) -> RunResult:
-    """Train to the end (blocking), printing progress unless quiet; returns status and summary."""
-    return Run(config, sinks=default_sinks(quiet) + list(sinks), control=control).execute()
+          quiet: bool = False, scorers=()) -> RunResult:
+    """Train to the end (blocking), printing progress unless quiet; returns status and summary.
+    `scorers` are your own f(prompt, answer, reference) -> 0..1, beside eval.scorers."""
+    return Run(config, sinks=default_sinks(quiet) + list(sinks), control=control,
+               scorers=scorers).execute()
 
 
 def resume(run_dir: str | Path, sinks=(), control: Control | None = None,
-           quiet: bool = False) -> RunResult:
+           quiet: bool = False, scorers=()) -> RunResult:
     """Continue a stopped, failed or killed run from its last checkpoint, in the same folder."""
-    return Run.resume(run_dir, sinks=default_sinks(quiet) + list(sinks), control=control).execute()
+    return Run.resume(run_dir, sinks=default_sinks(quiet) + list(sinks), control=control,
+                      scorers=scorers).execute()
 
 
 def TunedModel(run_dir: str | Path) -> LoadedRun:  # noqa: N802 (the README's name since 0.1)

@@ -150,6 +150,25 @@ class SampleSettings:
 
 
 @dataclass
+class EvalSettings:
+    scorers: list[str] = setting(
+        [], "Task scores of held-out answers, logged as `score/<name>` at the start (adapter "
+        "off), at every evaluation and at the end: `exact`, `json_equal`, `json_valid`, "
+        "`contains`, `regex:PATTERN`, `max_words:N`, or `module:function` of your own.")
+    data: str | None = setting(
+        None, "Examples to score (any dataset format with answers); null: the held-out split.")
+    max_examples: int = setting(32, "Prompts answered per evaluation, at most (greedy, "
+                                "batched).", ge=1, le=100000)
+    max_new_tokens: int | None = setting(
+        None, "Longest scored answer, in tokens; null: the longest reference plus 16.",
+        ge=1, le=4096)
+    general_text: str | None = setting(
+        "builtin", "Forgetting check: loss on general text with the adapter off and on, "
+        "charted as its relative change; `builtin` (30 paragraphs shipped with workbench), "
+        "a file of `{text}` rows, or null to skip it.")
+
+
+@dataclass
 class OutputSettings:
     runs_dir: str = setting("runs", "Folder that holds one sub-folder per run.")
     name: str = setting("run", "Run name; the folder is `<name>-<timestamp>`. Letters, digits, "
@@ -159,7 +178,8 @@ class OutputSettings:
 
 SECTIONS: dict[str, type] = {
     "model": ModelSettings, "lora": LoraSettings, "data": DataSettings,
-    "train": TrainSettings, "sample": SampleSettings, "output": OutputSettings,
+    "train": TrainSettings, "sample": SampleSettings, "eval": EvalSettings,
+    "output": OutputSettings,
 }
 
 
@@ -172,6 +192,7 @@ class RunConfig:
     data: DataSettings = field(default_factory=DataSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
 
     @classmethod
@@ -252,6 +273,11 @@ class RunConfig:
             ("lora.start_mode", lora.start_mode != "continue" and not lora.start_from,
              f"lora.start_mode is {lora.start_mode} but lora.start_from is empty; give the run "
              "folder to stack on, or remove start_mode"),
+            ("eval.scorers", self.eval.scorers and not self.eval.data and not data.eval_path
+             and data.eval_fraction == 0,
+             "eval.scorers need examples to answer, but data.eval_fraction is 0 and neither "
+             "data.eval_path nor eval.data is set; hold some data out or point eval.data at "
+             "a file"),
             ("lora.target_modules",
              isinstance(lora.target_modules, list) and not lora.target_modules,
              "the list is empty; use `all-linear` or name modules such as [q_proj, v_proj]"),

@@ -52,6 +52,23 @@ class EvalLogged:
 
 
 @dataclass(frozen=True)
+class EvalScored:
+    """Held-out answers scored (eval.scorers) and the forgetting check, at one step; step 0
+    with adapter=False is the base model. general_change is the general-text loss's
+    relative change from the base model's (None for the base itself)."""
+
+    step: int
+    adapter: bool
+    scores: dict  # scorer name -> mean score, 0 to 1
+    examples: int
+    general_loss: float | None = None
+    general_change: float | None = None
+    seconds: float = 0.0
+    tokens_per_second: float = 0.0
+    answers: tuple = ()  # per case: where, prompt, reference, answer, scores
+
+
+@dataclass(frozen=True)
 class SampleGenerated:
     """One completion per sample prompt; step 0 with adapter=False is the base model."""
 
@@ -89,7 +106,7 @@ class RunEnded:
 
 
 Event = (
-    RunStarted | StepLogged | EvalLogged | SampleGenerated | CheckpointSaved
+    RunStarted | StepLogged | EvalLogged | EvalScored | SampleGenerated | CheckpointSaved
     | RunPaused | RunResumed | RunEnded
 )
 

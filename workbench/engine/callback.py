@@ -10,16 +10,22 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from workbench.events import (CheckpointSaved, Control, EvalLogged, RunPaused, RunResumed,
-                              RunStarted, SampleGenerated, StepLogged)
+from workbench.events import (CheckpointSaved, Control, EvalLogged, EvalScored, RunPaused,
+                              RunResumed, RunStarted, SampleGenerated, StepLogged)
 
 
 class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
-                 sample_base_first: bool, elapsed_offset: float = 0.0):
+                 sample_base_first: bool, elapsed_offset: float = 0.0, evaluator=None,
+                 evaluate_every: int = 0, evaluate_base_first: bool = False):
+        """`sampler(base)` returns (prompts, completions); `evaluator(base)` returns the
+        fields of an EvalScored event but its step (None: no scores or forgetting check)."""
         self.emit, self.requests = emit, control
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
         self.sample_base_first = sample_base_first
+        self.evaluator, self.evaluate_every = evaluator, evaluate_every
+        self.evaluate_base_first = evaluate_base_first and evaluator is not None
+        self.scored: list[EvalScored] = []  # every evaluation of this run, resumes included
         self.trainer = None  # set by the engine once the Trainer exists
         self.stopped_by_request = False
         self.last_loss = None
@@ -36,6 +42,12 @@ class EventCallback(TrainerCallback):
                 self.last_loss = row["loss"]
             if "eval_loss" in row:
                 self.eval_losses.append((row["step"], row["eval_loss"]))
+            if "scored_examples" in row:
+                self.scored.append(EvalScored(
+                    step=row["step"], adapter=row["adapter"], examples=row["scored_examples"],
+                    scores={k[6:]: v for k, v in row.items() if k.startswith("score/")},
+                    general_loss=row.get("general_loss"),
+                    general_change=row.get("general_loss_change")))
 
     def elapsed(self) -> float:
         return self._elapsed_offset + time.perf_counter() - self._clock_start
@@ -44,6 +56,8 @@ class EventCallback(TrainerCallback):
         self.emit(RunStarted(total_steps=state.max_steps, **self.started))
         if self.sample_base_first:
             self.sample(0, base=True)  # the untuned model's answers, for comparison
+        if self.evaluate_base_first:
+            self.score(0, base=True)  # the untuned model's scores and general-text loss
         self._clock_start = self._last_log_time = time.perf_counter()
         self._excluded = 0.0
 
@@ -81,6 +95,8 @@ class EventCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.sample_every and state.global_step % self.sample_every == 0:
             self.sample(state.global_step)
+        if self.evaluate_every and state.global_step % self.evaluate_every == 0:
+            self.score(state.global_step)
         if self.requests.take_save_request():
             control.should_save = True
         if self.requests.pause_requested and not self.requests.stop_requested:
@@ -115,6 +131,20 @@ class EventCallback(TrainerCallback):
             return
         self.emit(SampleGenerated(step=step, prompts=tuple(prompts),
                                   completions=tuple(completions), adapter=not base))
+
+    def score(self, step: int, base: bool = False) -> None:
+        """Answer and score the held-out cases (and the forgetting check) now."""
+        if self.evaluator is None:
+            return
+        began = time.perf_counter()
+        fields = self.evaluator(base)
+        self._excluded += time.perf_counter() - began
+        event = EvalScored(step=step, adapter=not base, **fields)
+        self.scored.append(event)
+        self.emit(event)
+
+    def scored_at(self, step: int) -> bool:
+        return any(event.step == step and event.adapter for event in self.scored)
 
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from workbench.engine.rundir import METRICS, SAMPLES, SUMMARY, RunDir
-from workbench.events import CheckpointSaved, EvalLogged, RunEnded, SampleGenerated, StepLogged
+from workbench.engine.rundir import ANSWERS, METRICS, SAMPLES, SUMMARY, RunDir
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, SampleGenerated,
+                              StepLogged)
 
 
 class RunRecorder:
@@ -27,6 +28,11 @@ class RunRecorder:
     def __call__(self, event) -> None:
         if isinstance(event, (StepLogged, EvalLogged)):
             self.run_dir.append_jsonl(METRICS, dataclasses.asdict(event))
+        elif isinstance(event, EvalScored):
+            self.run_dir.append_jsonl(METRICS, scores_row(event))
+            for answer in event.answers:
+                self.run_dir.append_jsonl(ANSWERS, {"step": event.step, "adapter": event.adapter,
+                                                    **answer})
         elif isinstance(event, SampleGenerated):
             for prompt, completion in zip(event.prompts, event.completions):
                 self.run_dir.append_jsonl(SAMPLES, {"step": event.step, "adapter": event.adapter,
@@ -43,3 +49,16 @@ class RunRecorder:
             if event.status != "failed":
                 raise
             # a full disk must not hide the error that failed the run
+
+
+def scores_row(event: EvalScored) -> dict:
+    """The metrics.jsonl row of an evaluation: score/<name> per scorer, the general-text loss
+    and its change, and what answering cost."""
+    row = {"step": event.step, "adapter": event.adapter,
+           **{f"score/{name}": value for name, value in event.scores.items()},
+           "scored_examples": event.examples, "eval_seconds": round(event.seconds, 2),
+           "answer_tokens_per_second": round(event.tokens_per_second, 1)}
+    if event.general_loss is not None:
+        row["general_loss"] = event.general_loss
+        row["general_loss_change"] = event.general_change
+    return row

@@ -22,6 +22,7 @@ from pathlib import Path
 from workbench.config import RunConfig
 from workbench.data.formats import is_chat_format
 from workbench.data.splits import encode_splits, load_splits
+from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
 from workbench.engine.rundir import ENVIRONMENT, RunDir, checkpoint_step, replace_folder
@@ -42,7 +43,10 @@ class RunResult:
 
 class Run:
     def __init__(self, config: RunConfig, sinks=(), control: Control | None = None,
-                 resume_dir: str | Path | None = None):
+                 resume_dir: str | Path | None = None, scorers=()):
+        """`scorers` are Python functions f(prompt, answer, reference) -> 0..1 scored beside
+        the config's eval.scorers (a notebook's own; the config can only name importable
+        ones)."""
         self.config = config.validate()
         self.control = control or Control()
         self.sinks = fan_out(list(sinks))
@@ -58,15 +62,18 @@ class Run:
         self.backend = None  # chosen before anything loads, so a missing GPU fails at once
         self.backend_reason = ""
         self.start = None  # where a stacked run starts (lora.start_from), once resolved
+        self.evaluator = None  # held-out scores and the forgetting check (eval section)
+        self.extra_scorers = list(scorers)  # callables from a notebook, beside eval.scorers
 
     @classmethod
-    def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None) -> "Run":
+    def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None,
+               scorers=()) -> "Run":
         """A run that continues `run_dir` from its last checkpoint."""
         folder = RunDir.open(run_dir)
         if folder.last_checkpoint() is None:
             raise RunError(f"{run_dir} has no checkpoint to resume from; checkpoints are saved "
                            "every train.save_every steps")
-        return cls(folder.read_config(), sinks, control, resume_dir=run_dir)
+        return cls(folder.read_config(), sinks, control, resume_dir=run_dir, scorers=scorers)
 
     def emit(self, event) -> None:
         """The run folder first (a failed write fails the run), then every other sink."""
@@ -84,6 +91,8 @@ class Run:
         # Unsloth (when chosen) is imported before anything imports transformers.
         self.backend, self.backend_reason = select_backend(self.config)
         splits = load_splits(self.config.data, self.config.train.seed)  # bad data fails here
+        # A scorer that raises or returns a non-number fails here too, before the model loads.
+        self.evaluator = Evaluator.prepare(self.config, splits.eval, self.extra_scorers)
         versions = library_versions()
         if self.resume_dir:
             self.run_dir = RunDir.open(self.resume_dir)
@@ -158,7 +167,8 @@ class Run:
                 "model_source": bundle.source, "seed": self.config.train.seed,
                 "trust_remote_code": self.config.model.trust_remote_code,
                 "notes": bundle.notes, "data": self.data_stats,
-                "start_from": self.start.describe() if self.start else None}
+                "start_from": self.start.describe() if self.start else None,
+                "evaluation": self.evaluator.describe() if self.evaluator else None}
 
     def _build_trainer(self, encoded):
         from workbench.data.encoding import PaddingCollator
@@ -176,6 +186,8 @@ class Run:
                      "data": self.data_stats},
             sample_every=cfg.sample.every, sampler=self._sample,
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
+            evaluator=self._evaluate if self.evaluator else None,
+            evaluate_every=cfg.train.eval_every, evaluate_base_first=not self.resume_dir,
             elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         pad = bundle.tokenizer.pad_token_id
@@ -188,6 +200,9 @@ class Run:
         self.callback.trainer = trainer
         if self.resume_dir:  # the summary covers the whole run, not only this session
             self.callback.restore_history(self.run_dir.metrics())
+            base = next((e for e in self.callback.scored if not e.adapter), None)
+            if self.evaluator and base is not None:
+                self.evaluator.base_general_loss = base.general_loss
         return trainer
 
     def _rewind_to_checkpoint(self) -> float:
@@ -219,6 +234,8 @@ class Run:
         if self.config.sample.prompts and not (self.config.sample.every and
                                                 step % self.config.sample.every == 0):
             self.callback.sample(step)
+        if self.evaluator and not self.callback.scored_at(step):
+            self.callback.score(step)
         return "stopped" if self.callback.stopped_by_request else "finished"
 
     def _evaluated_at(self, step: int) -> bool:
@@ -227,6 +244,15 @@ class Run:
     def _sample(self, base: bool):
         prompts = list(self.config.sample.prompts)
         return prompts, self.loaded.generate(prompts, base=base)
+
+    def _evaluate(self, base: bool) -> dict:
+        result = self.evaluator.evaluate(self.loaded, base=base)
+        return {"scores": result.scores, "examples": len(result.answers),
+                "general_loss": result.general_loss,
+                "general_change": None if base else self.evaluator.general_change(
+                    result.general_loss),
+                "seconds": result.seconds, "tokens_per_second": result.tokens_per_second,
+                "answers": tuple(result.answers)}
 
     # -- save ----------------------------------------------------------------------------
 
@@ -249,6 +275,7 @@ class Run:
             "elapsed_seconds": round(callback.elapsed(), 2) if callback else None,
             "wall_seconds_this_session": round(time.time() - started, 2),
             "data": self.data_stats, "backend": self.bundle.backend if self.bundle else None,
+            **evaluation_summary(callback.scored if callback else []),
             "adapter": str(self.run_dir.adapter_dir) if status != "failed" else None,
             "run_dir": str(self.run_dir.path), "ended": True,
         }
@@ -274,6 +301,25 @@ class Run:
         summary = self._summary("failed", started, error=message)
         summary["traceback"] = traceback.format_exc()
         return summary
+
+
+def evaluation_summary(scored: list) -> dict:
+    """The summary's scores (base and final) and forgetting check, from a run's evaluations."""
+    from workbench.evaluation.general import flagged
+
+    if not scored:
+        return {}
+    base = next((e for e in scored if not e.adapter), None)
+    final = next((e for e in reversed(scored) if e.adapter), None)
+    summary = {"scores": {"base": base.scores if base else None,
+                          "final": final.scores if final else None,
+                          "final_step": final.step if final else None}}
+    if (base and base.general_loss is not None) or (final and final.general_loss is not None):
+        change = final.general_change if final else None
+        summary["general_text"] = {"base_loss": base.general_loss if base else None,
+                                   "final_loss": final.general_loss if final else None,
+                                   "change": change, "flagged": flagged(change)}
+    return summary
 
 
 def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):

@@ -7,8 +7,8 @@ still says `running` while its process is gone was killed: `run_status` calls it
 `interrupted`.
 
     runs/<name>-<timestamp>/
-        config.yaml  environment.json  metrics.jsonl  samples.jsonl
-        adapter/  checkpoints/  loss.png  summary.json
+        config.yaml  environment.json  metrics.jsonl  samples.jsonl  answers.jsonl
+        adapter/  checkpoints/  loss.png  summary.json  ratings.jsonl
         base_adapters/      (a run stacked with lora.start_mode merge: see start_from.py)
 
 `locate_adapter` says what a path names (a run folder, its adapter/ or one of its
@@ -32,6 +32,7 @@ from workbench.secrets import redact
 
 CONFIG, ENVIRONMENT, METRICS, SAMPLES, SUMMARY = (
     "config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl", "summary.json")
+ANSWERS, RATINGS = "answers.jsonl", "ratings.jsonl"
 ADAPTER, CHECKPOINTS, LOSS_PNG = "adapter", "checkpoints", "loss.png"
 BASE_ADAPTERS, ADAPTER_CONFIG = "base_adapters", "adapter_config.json"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -165,7 +166,7 @@ class RunDir:
 
     def truncate_metrics_after(self, step: int) -> None:
         """Keep only log rows up to `step`, so a resumed run continues one clean curve."""
-        for name in (METRICS, SAMPLES):
+        for name in (METRICS, SAMPLES, ANSWERS):
             rows = [r for r in read_jsonl(self.file(name)) if r.get("step", 0) <= step]
             write_atomic(self.file(name), "".join(json.dumps(r) + "\n" for r in rows))
 
