@@ -154,7 +154,8 @@ def test_unthrottled_view_redraws_on_every_step(tiny_model_dir, orders_subset, t
     dash = dashboard_for(tiny_config(tiny_model_dir, orders_subset, tmp_path,
                                      train={"max_steps": 5}), interactive=False, redraw_seconds=0)
     dash.start()
-    assert dash.live.redraws == 1 + 5 + 1 + 1  # start, each logged step, the final eval, end
+    # start, each logged step, the final eval, the forgetting check (base, final), end
+    assert dash.live.redraws == 1 + 5 + 1 + 2 + 1
 
 
 def test_history_overlays_selected_runs(tiny_model_dir, orders_subset, tmp_path):

@@ -90,8 +90,15 @@ def test_charts_without_data_say_so_instead_of_drawing_empty_axes(tmp_path):
                "learning_rate": [1e-3, 1e-3], "grad_norm": [1.0, 0.9]}
     chart.png(history)
     shown = [note.get_visible() for note in chart.waiting]
-    assert shown == [False, True, False, False]  # only held-out loss is still waiting
+    # held-out loss, scores and the forgetting check are still waiting
+    assert shown == [False, True, True, True, False, False]
     assert chart.axes[0].xaxis.get_visible() and not chart.axes[1].xaxis.get_visible()
+    history.update(score_step=[2], scores={"exact": [0.5]}, base_scores={"exact": 0.1},
+                   general_step=[2], general_change=[0.04])
+    chart.png(history)
+    assert not any(note.get_visible() for note in chart.waiting[2:4])
+    line, base = chart.score_lines["exact"]
+    assert list(line.get_ydata()) == [0.5] and list(base.get_ydata()) == [0.1, 0.1]
     empty = overlay_figure({}, "select runs to compare")
     (axes,) = empty.axes
     assert [t.get_text() for t in axes.texts] == ["select runs to compare"]

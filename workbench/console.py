@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from workbench.events import (CheckpointSaved, EvalLogged, RunEnded, RunPaused, RunResumed,
-                              RunStarted, SampleGenerated, StepLogged)
+from workbench.evaluation.general import flagged
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
+                              RunResumed, RunStarted, SampleGenerated, StepLogged)
 from workbench.secrets import redact
 
 
@@ -32,6 +33,8 @@ class ConsoleSink:
         if isinstance(event, EvalLogged):
             return (f"eval at step {event.step}: loss {event.eval_loss:.4f}  "
                     f"perplexity {event.perplexity:.2f}")
+        if isinstance(event, EvalScored):
+            return scores_line(event)
         if isinstance(event, SampleGenerated) and self.show_samples:
             who = "base model" if not event.adapter else f"step {event.step}"
             lines = [f"samples ({who}):"]
@@ -53,6 +56,22 @@ class ConsoleSink:
             loss_text = f"loss {loss:.4f}" if loss is not None else "no loss logged"
             return f"run {event.status} at step {event.step}: {loss_text}{tail}\n  folder: {event.run_dir}"
         return None
+
+
+def scores_line(event: EvalScored) -> str:
+    """`scores at step 20: json_equal 0.85 (24 answers, 6 s); general text loss +3.1%`."""
+    who = "base model" if not event.adapter else f"step {event.step}"
+    parts = [f"scores ({who}): " + ", ".join(f"{name} {value:.2f}" for name, value in
+                                              event.scores.items())
+             + f" ({event.examples} answers, {event.seconds:.0f} s)"] if event.scores else []
+    if event.general_loss is not None:
+        text = f"general text loss {event.general_loss:.3f}"
+        if event.general_change is not None:
+            text += f" ({event.general_change:+.1%} from the base model"
+            text += "; a rise this large means the model forgets what it knew)" if flagged(
+                event.general_change) else ")"
+        parts.append(text)
+    return "; ".join(parts) if event.scores else f"forgetting check ({who}): " + parts[0]
 
 
 def _data_warnings(event: RunStarted) -> str:

@@ -12,8 +12,9 @@ import time
 
 import ipywidgets as widgets
 
-from workbench.events import (CheckpointSaved, EvalLogged, RunEnded, RunPaused, RunResumed,
-                              RunStarted, SampleGenerated, StepLogged)
+from workbench.evaluation.general import flagged
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
+                              RunResumed, RunStarted, SampleGenerated, StepLogged)
 from workbench.ui.environment import peak_memory_text
 from workbench.plots.live import LiveChart
 from workbench.ui.render import samples_table_html, status_html
@@ -23,7 +24,8 @@ MAX_DRAW_SHARE = 0.1  # of wall time spent redrawing, at most
 
 def empty_history() -> dict:
     return {"step": [], "loss": [], "learning_rate": [], "grad_norm": [], "eval_step": [],
-            "eval_loss": []}
+            "eval_loss": [], "score_step": [], "scores": {}, "base_scores": {},
+            "general_step": [], "general_change": []}
 
 
 class LiveView:
@@ -46,6 +48,8 @@ class LiveView:
         self.prompts: list[str] = []
         self.state, self.step, self.total, self.note = "starting", 0, 0, ""
         self.last_step: StepLogged | None = None
+        self.last_scores: EvalScored | None = None
+        self.general_change: float | None = None  # the forgetting check's latest change
         self.run_dir = ""
         self._last_draw = 0.0
         # A LiveChart, made on the first redraw of each run: an empty figure reused from the
@@ -83,6 +87,22 @@ class LiveView:
         self.history["eval_step"].append(event.step)
         self.history["eval_loss"].append(event.eval_loss)
         self.note = f"held-out loss {event.eval_loss:.4f} at step {event.step}"
+        self.show_status()
+        self.redraw_if_due()
+
+    def _scored(self, event: EvalScored) -> None:
+        history = self.history
+        if not event.adapter:
+            history["base_scores"] = dict(event.scores)
+        elif event.scores:
+            history["score_step"].append(event.step)
+            for name, value in event.scores.items():
+                history["scores"].setdefault(name, []).append(value)
+        if event.adapter and event.general_change is not None:
+            history["general_step"].append(event.step)
+            history["general_change"].append(event.general_change)
+            self.general_change = event.general_change
+        self.last_scores = event
         self.show_status()
         self.redraw_if_due()
 
@@ -131,6 +151,16 @@ class LiveView:
                 parts.append(f"ETA {format_seconds(remaining)}")
             parts.append(f"loss {event.loss:.4f}")
             parts.append(f"{event.tokens_per_second:,.0f} tokens/s")
+        scored = self.last_scores
+        if scored is not None and scored.scores:
+            base = self.history["base_scores"]
+            parts.append(", ".join(
+                f"{name} {value:.2f}" + (f" (base {base[name]:.2f})" if name in base and
+                                         scored.adapter else "")
+                for name, value in scored.scores.items()))
+        if flagged(self.general_change):
+            parts.append(f"FORGETTING: general-text loss {self.general_change:+.0%} from the "
+                         "base model")
         parts.append(peak_memory_text())
         if self.note:
             parts.append(self.note)
@@ -162,5 +192,6 @@ def format_seconds(seconds: float) -> str:
 
 
 HANDLERS = {RunStarted: LiveView._started, StepLogged: LiveView._step, EvalLogged: LiveView._eval,
+            EvalScored: LiveView._scored,
             SampleGenerated: LiveView._sample, CheckpointSaved: LiveView._checkpoint,
             RunPaused: LiveView._paused, RunResumed: LiveView._resumed, RunEnded: LiveView._ended}
