@@ -22,6 +22,7 @@ from workbench.config import RunConfig
 from workbench.engine.loaded import LoadedRun, load_run
 from workbench.engine.preview import preview
 from workbench.engine.run import Run, RunResult
+from workbench.engine.rundir import RATINGS
 from workbench.errors import RunError, WorkbenchError
 from workbench.events import Control
 from workbench.plots.loss import LossChartFile
@@ -31,13 +32,14 @@ from workbench.ui.environment import in_kernel, is_interactive
 from workbench.ui.form import ConfigForm
 from workbench.ui.history import HistoryPanel
 from workbench.ui.live import LiveView
+from workbench.ui.rate import Contender, RatingPanel, default_prompts
 from workbench.plots.live import live_chart_png
 from workbench.ui.render import preview_html, samples_table_html, status_html
 from workbench.ui.reproduce import QUICKSTART, Reproduction, reproduce_html, reproduction
 
 PREVIEW_EXAMPLES = 3
 CHAT_STATES = ("paused", "finished", "stopped")
-SETUP_TAB, TRAINING_TAB, CHAT_TAB, HISTORY_TAB = range(4)
+SETUP_TAB, TRAINING_TAB, CHAT_TAB, RATE_TAB, HISTORY_TAB = range(5)
 
 
 class Dashboard(widgets.VBox):
@@ -102,8 +104,16 @@ class Dashboard(widgets.VBox):
         setup = widgets.VBox([self.form, widgets.HBox([self.preview_button, self.reproduce_button]),
                               self.reproduce_box, self.preview])
         train = widgets.VBox([self.live.chart, widgets.HTML("<b>Samples</b>"), self.live.samples])
-        self.tabs = widgets.Tab(children=[setup, train, self.chat_panel, self.history],
-                                titles=("Setup", "Training", "Chat", "History"))
+        self.rate_button = button("Rate tuned vs base", "balance-scale", "primary", self.rate)
+        self.rate_button.tooltip = ("the same prompts answered by the tuned and the base model, "
+                                    "shown blind as A and B; your choices go to ratings.jsonl")
+        self.rate_box = widgets.VBox([widgets.HTML(
+            "<p>Pause the run, or let it finish (or open a run from History), then compare the "
+            "tuned model with the base model blind.</p>"), self.rate_button])
+        self.rating: RatingPanel | None = None
+        self.tabs = widgets.Tab(children=[setup, train, self.chat_panel, self.rate_box,
+                                          self.history],
+                                titles=("Setup", "Training", "Chat", "Rate", "History"))
         self.children = [controls, self.live.status, self.error_pane, self.tabs]
 
     def __repr__(self) -> str:  # what a headless notebook shows instead of the widget
@@ -252,6 +262,20 @@ class Dashboard(widgets.VBox):
         self.chat_panel.notice.value = html.escape(f"talking to {self.opened.name}")
         self.tabs.selected_index = CHAT_TAB
         return self.opened
+
+    def rate(self, prompts: list[str] | None = None) -> RatingPanel:
+        """Open the Rate tab on the chat model: tuned against base, blind, on `prompts` (the
+        sample prompts and held-out prompts by default); ratings go to the run folder."""
+        model = self.chat_model()
+        if prompts is None:
+            prompts = default_prompts(model)
+        if self.rating is not None:
+            self.rating.close()
+        self.rating = RatingPanel(Contender("tuned", model), Contender("base", model, base=True),
+                                  prompts, model.run_dir / RATINGS)
+        self.rate_box.children = [self.rate_button, self.rating]
+        self.tabs.selected_index = RATE_TAB
+        return self.rating
 
     def _reply(self, messages: list[dict], base: bool) -> str:
         return self.chat_model().reply(messages, base=base)
