@@ -7,21 +7,7 @@ import sys
 
 import pytest
 
-from workbench.demo import is_correct, run_demo
-
-
-@pytest.mark.parametrize("answer,correct", [
-    ('{"name": "Ana", "city": "Oslo", "item": "mug", "quantity": 2}', True),
-    ('  {"quantity": 2, "item": "mug", "city": "Oslo", "name": "Ana"}\n', True),
-    ('{"name": " Ana", "city": "Oslo", "item": "mug", "quantity": 2}', False),
-    ('{"name": "Ana", "city": "Oslo", "item": "mugs", "quantity": 2}', False),
-    ('{"name": "Ana", "city": "Oslo", "item": "mug", "quantity": "2"}', False),
-    ('Sure! {"name": "Ana", "city": "Oslo", "item": "mug", "quantity": 2}', False),
-    ("", False),
-])
-def test_demo_scoring_is_exact(answer, correct):
-    expected = {"name": "Ana", "city": "Oslo", "item": "mug", "quantity": 2}
-    assert is_correct(answer, expected) is correct
+from workbench.demo import run_demo
 
 
 @pytest.mark.slow
@@ -32,8 +18,15 @@ def test_demo_meets_its_targets(tmp_path):
     assert report["base_success"] <= 0.30, report["base_success"]
     assert report["tuned_success"] >= 0.80, report["tuned_success"]
     run_dir = report["run_dir"]
+    summary = json.loads(open(os.path.join(run_dir, "summary.json")).read())
+    # the report is the run's own json_equal scores: base before training, final after it
+    assert summary["scores"]["base"]["json_equal"] == report["base_success"]
+    assert summary["scores"]["final"]["json_equal"] == report["tuned_success"]
+    assert sum(row["tuned_correct"] for row in report["examples"]) == round(
+        report["tuned_success"] * report["held_out"])
     for name in ("config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl",
-                 "summary.json", "loss.png", "demo_results.json", "adapter/adapter_config.json"):
+                 "answers.jsonl", "summary.json", "loss.png", "demo_results.json",
+                 "adapter/adapter_config.json"):
         assert os.path.exists(os.path.join(run_dir, name)), name
 
     prompt = ("Extract the order as JSON with keys name, city, item, quantity.\n\n"

@@ -24,6 +24,9 @@ SCORER_CASES = [
     ("json_equal", '{"name": "Ana", "city": "Lisbon", "item": "lamp", "quantity": "3"}', ORDER, 0.0),
     ("json_equal", 'Sure! {"name": "Ana"}', ORDER, 0.0),
     ("json_equal", ORDER, "not json", 0.0),
+    ("json_equal", ORDER.replace('"Ana"', '" Ana"'), ORDER, 0.0),  # the demo's strictness
+    ("json_equal", ORDER.replace("lamp", "lamps"), ORDER, 0.0),
+    ("json_equal", "", ORDER, 0.0),
     ("json_valid", '[1, 2]', "", 1.0),
     ("json_valid", "{'single': 'quotes'}", "", 0.0),
     ("contains", "The capital is PARIS.", "Paris", 1.0),
@@ -179,3 +182,41 @@ def test_a_tally_counts_wins_losses_ties_and_both_bad_between_two_models():
         {"prompt": "p", "chosen": "x", "rejected": "y"},
         {"prompt": "p", "chosen": "y", "rejected": "x"},
         {"prompt": "p", "chosen": "x", "rejected": "y"}]
+
+
+def run_cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_workbench_eval_prints_a_table_and_writes_it_into_the_run_folder(
+        tiny_model_dir, orders_subset, tmp_path):
+    from pathlib import Path
+
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path / "runs",
+                         train={"max_steps": 2}, eval={"general_text": None})
+    run_dir = Run(config).execute().run_dir
+    done = run_cli("eval", str(run_dir), "--scorer", "json_valid", "--scorer", "max_words:40",
+                   "--limit", "3")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert run_dir.name in header and "base" in header
+    assert rows[0].startswith("json_valid") and rows[1].startswith("max_words:40")
+    assert "(3 examples from the run's held-out split)" in done.stdout
+    (written,) = run_dir.glob("eval-*.json")
+    saved = json.loads(written.read_text())
+    assert saved["models"] == [run_dir.name, "base"] and saved["examples"] == 3
+    assert set(saved["scores"]["base"]) == {"json_valid", "max_words:40"}
+    assert len(saved["answers"][run_dir.name]) == 3
+
+    corpus = Path(__file__).parent / "data_corpus" / "many_problems.jsonl"
+    bad = run_cli("eval", str(run_dir), "--scorer", "exact", "--data", str(corpus))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "many_problems.jsonl line 2: not valid JSON" in bad.stderr
+    none = run_cli("eval", str(run_dir))
+    assert none.returncode == 2 and "no scorers: give --scorer NAME" in none.stderr
+    missing = run_cli("eval", str(tmp_path / "nowhere"), "--scorer", "exact")
+    assert missing.returncode == 2 and "is not a run folder" in missing.stderr

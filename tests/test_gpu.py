@@ -144,16 +144,20 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 from workbench.backends.loading import load_tokenizer
-from workbench.demo import score, success_rate, test_cases
+from workbench.demo import test_cases
 from workbench.engine.sampling import generate
+from workbench.evaluation.scorers import json_equal
 base = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).to("cuda")
 model = PeftModel.from_pretrained(base, sys.argv[2]).eval()
 tokenizer = load_tokenizer(sys.argv[1], False)
 cases = test_cases()
 prompts = [p for p, _ in cases]
-tuned = success_rate(score(generate(model, tokenizer, prompts, max_new_tokens=48), cases))
-untuned = success_rate(score(generate(model, tokenizer, prompts, max_new_tokens=48, base=True),
-                             cases))
+
+def success(answers):
+    return sum(json_equal(p, a, json.dumps(e)) for (p, e), a in zip(cases, answers)) / len(cases)
+
+tuned = success(generate(model, tokenizer, prompts, max_new_tokens=48))
+untuned = success(generate(model, tokenizer, prompts, max_new_tokens=48, base=True))
 print(json.dumps({"tuned": tuned, "base": untuned, "unsloth": "unsloth" in sys.modules}))
 """
     done = python(code, demo_dir, str(adapter))

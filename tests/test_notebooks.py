@@ -97,8 +97,18 @@ def check_workshop(notebook, runs: list[Path]) -> None:
     assert "gradient_checkpointing: true" in config and "grad_accum: 2" in config
 
 
+def check_evaluate(notebook, runs: list[Path]) -> None:
+    assert len(runs) == 1 and runs[0].name.startswith("evaluate-")  # trained one to score
+    text = printed(notebook)
+    assert re.search(rf"json_equal\s+[\d.]+\s+[\d.]+", text), text  # run and base columns
+    assert "general text loss" in text and "the rating widget needs a person" in text
+    (saved,) = runs[0].glob("eval-*.json")
+    assert json.loads(saved.read_text())["models"] == [runs[0].name, "base"]
+    assert len(outputs_of(notebook, "image/png")) == 1  # scores and the forgetting check
+
+
 CHECKS = {"01-quickstart": check_quickstart, "05-compare-runs": check_compare_runs,
-          "workshop": check_workshop}
+          "06-evaluate": check_evaluate, "workshop": check_workshop}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -83,6 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
                        "each in its own process (default 1: one after another)")
     sweep.add_argument("--timeout", type=positive_int, metavar="SECONDS",
                        help="fail a cell that runs longer than this")
+    evaluate = commands.add_parser(
+        "eval", help="score a run's answers against its base model or another run (table of "
+        "scorer x model, written to RUN_DIR/eval-<time>.json)")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--against", default="base", metavar="RUN_DIR|base",
+                          help="what to compare with (default: the same run, adapter off)")
+    evaluate.add_argument("--scorer", action="append", default=[], metavar="NAME",
+                          help="exact, json_equal, json_valid, contains, regex:PATTERN, "
+                          "max_words:N or module:function; repeat for several (default: the "
+                          "run's eval.scorers)")
+    evaluate.add_argument("--data", metavar="FILE", help="examples to answer (default: the "
+                          "run's eval.data, else its held-out split)")
+    evaluate.add_argument("--limit", type=positive_int, metavar="N",
+                          help="examples at most (default: the run's eval.max_examples)")
+    evaluate.add_argument("--checkpoint", type=positive_int, metavar="STEP",
+                          help="score the adapter saved at this step instead of the final one")
+
     lab = commands.add_parser("lab", help="open JupyterLab on the workbench's notebooks (the "
                               "quickstart by default); other options go to jupyter lab",
                               description="Starts JupyterLab with a notebook open; it prints "
@@ -445,6 +462,24 @@ def cmd_notebook(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+    import time
+
+    from workbench.engine.evaluation import compare_runs
+    from workbench.engine.rundir import RunDir
+
+    folder = RunDir.open(args.run_dir)  # a clear error before any model loads
+    result = compare_runs(folder.path, args.against, args.scorer, args.data, args.limit,
+                          args.checkpoint)
+    print(result.table())
+    out = folder.path / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    print(f"written: {out} ({result.seconds:.0f} s)")
+    return 0
+
+
 def cmd_lab(args) -> int:
     from workbench.notebooks.lab import launch
 
@@ -466,7 +501,7 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
             "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
             "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep,
-            "lab": cmd_lab}
+            "lab": cmd_lab, "eval": cmd_eval}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,15 +1,16 @@
 """`workbench demo`: teach SmolLM2-135M-Instruct to turn customer messages into JSON orders.
 
 The base model cannot do it reliably; a few minutes of LoRA on a laptop CPU can.
-Success is judged by code on held-out messages whose names and cities never
-appear in training: the answer must parse as JSON and equal the expected object.
+Success is judged by the `json_equal` scorer on held-out messages whose names and cities
+never appear in training (the answer must parse as JSON and equal the expected object):
+the run itself scores them before training (adapter off) and after, like any run with
+`eval.scorers`, and the demo reads its report from the run folder.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -61,7 +62,12 @@ PROFILES = {
 }
 
 
-def demo_config(runs_dir: str = "runs", max_steps: int = 60, profile: str = "laptop") -> RunConfig:
+SCORER = "json_equal"
+
+
+def demo_config(runs_dir: str = "runs", max_steps: int = 60, profile: str = "laptop",
+                held_out: int = 30) -> RunConfig:
+    """The demo's run: `held_out` test messages scored with json_equal before and after."""
     if profile not in PROFILES:
         raise ConfigError([f"demo profile {profile!r} is not known; use one of "
                            f"{', '.join(PROFILES)}"])
@@ -74,62 +80,47 @@ def demo_config(runs_dir: str = "runs", max_steps: int = 60, profile: str = "lap
                   "scheduler": "cosine", "log_every": 5, "eval_every": 20, "save_every": 20,
                   **PROFILES[profile]},
         "sample": {"prompts": prompts, "every": 20, "max_new_tokens": 48},
+        "eval": {"scorers": [SCORER], "data": str(data_path(TEST_FILE)),
+                 "max_examples": held_out, "max_new_tokens": 48},
         "output": {"runs_dir": runs_dir, "name": "demo"},
     })
 
 
-def is_correct(answer: str, expected: dict) -> bool:
-    try:
-        return json.loads(answer.strip()) == expected
-    except (json.JSONDecodeError, ValueError):
-        return False
+def demo_results(run_dir: str | Path) -> dict:
+    """Base and tuned success on the held-out messages, from the run folder: the json_equal
+    scores in summary.json, and each message's answers in answers.jsonl."""
+    from workbench.engine.rundir import ANSWERS, RunDir, read_jsonl
 
-
-@dataclass
-class Scored:
-    prompt: str
-    expected: dict
-    answer: str
-    correct: bool
-
-
-def score(answers: list[str], cases: list[tuple[str, dict]]) -> list[Scored]:
-    return [Scored(p, e, a, is_correct(a, e)) for (p, e), a in zip(cases, answers)]
-
-
-def success_rate(scored: list[Scored]) -> float:
-    return sum(s.correct for s in scored) / max(len(scored), 1)
-
-
-def evaluate(model, tokenizer, cases, base: bool) -> list[Scored]:
-    from workbench.engine.sampling import generate
-
-    answers = generate(model, tokenizer, [p for p, _ in cases], max_new_tokens=48, base=base)
-    return score(answers, cases)
+    folder = RunDir.open(run_dir)
+    summary = folder.summary()
+    scores = summary.get("scores") or {}
+    rows = read_jsonl(folder.file(ANSWERS))
+    base = [r for r in rows if not r["adapter"]]
+    last = max((r["step"] for r in rows if r["adapter"]), default=None)
+    tuned = {r["where"]: r for r in rows if r["adapter"] and r["step"] == last}
+    return {"status": summary.get("status"), "run_dir": str(folder.path),
+            "base_success": (scores.get("base") or {}).get(SCORER),
+            "tuned_success": (scores.get("final") or {}).get(SCORER), "held_out": len(base),
+            "train_seconds": summary.get("elapsed_seconds"),
+            "examples": [{"prompt": b["prompt"], "expected": b["reference"],
+                          "base": b["answer"], "base_correct": b["scores"][SCORER] == 1,
+                          "tuned": tuned[b["where"]]["answer"] if b["where"] in tuned else "",
+                          "tuned_correct": b["where"] in tuned and
+                          tuned[b["where"]]["scores"][SCORER] == 1} for b in base]}
 
 
 def run_demo(runs_dir: str = "runs", max_steps: int = 60, print_fn=print,
              profile: str = "laptop") -> dict:
-    """Train the demo, compare base and tuned answers, write demo_results.json; return it."""
+    """Train the demo (the run scores the held-out messages before and after), write
+    demo_results.json; return it."""
     from workbench.api import default_sinks
     from workbench.engine.run import Run
 
     began = time.perf_counter()
     print_fn(INTRO.format(steps=max_steps))
-    run = Run(demo_config(runs_dir, max_steps, profile), sinks=default_sinks())
-    result = run.execute()
-    cases = test_cases()
-    bundle = run.bundle
-    print_fn(f"\nscoring {len(cases)} held-out messages, base model vs tuned ...")
-    base = evaluate(bundle.model, bundle.tokenizer, cases, base=True)
-    tuned = evaluate(bundle.model, bundle.tokenizer, cases, base=False)
-    report = {"status": result.status, "run_dir": str(result.run_dir),
-              "base_success": success_rate(base), "tuned_success": success_rate(tuned),
-              "held_out": len(cases), "train_seconds": result.summary.get("elapsed_seconds"),
-              "total_seconds": round(time.perf_counter() - began, 1),
-              "examples": [{"prompt": b.prompt, "expected": b.expected, "base": b.answer,
-                            "base_correct": b.correct, "tuned": t.answer,
-                            "tuned_correct": t.correct} for b, t in zip(base, tuned)]}
+    result = Run(demo_config(runs_dir, max_steps, profile), sinks=default_sinks()).execute()
+    report = {**demo_results(result.run_dir),
+              "total_seconds": round(time.perf_counter() - began, 1)}
     (Path(result.run_dir) / "demo_results.json").write_text(json.dumps(report, indent=2))
     print_fn(format_report(report))
     return report
@@ -144,7 +135,8 @@ def format_report(report: dict, shown: int = 4) -> str:
                   f"  tuned {'OK ' if row['tuned_correct'] else 'BAD'} {_one_line(row['tuned'])}",
                   ""]
     lines += [f"held-out success: base {report['base_success']:.0%}  ->  tuned "
-              f"{report['tuned_success']:.0%}  ({report['held_out']} messages; exact JSON match)",
+              f"{report['tuned_success']:.0%}  ({report['held_out']} messages; the "
+              f"{SCORER} scorer: exact JSON match)",
               f"demo took {report['total_seconds']:.0f} s; run folder: {report['run_dir']}",
               f"next: workbench generate {report['run_dir']} --prompt \"...\"",
               "      or open the dashboard and watch a run learn: workbench lab", "=" * 72]

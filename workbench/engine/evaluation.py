@@ -165,3 +165,78 @@ class Evaluator:
             if was_training:
                 model.train()
         return total / max(count, 1)
+
+
+@dataclass
+class Comparison:
+    """`workbench eval`: each model's mean scores and general-text loss on the same cases."""
+
+    models: list[str]
+    scores: dict[str, dict[str, float]]  # model -> scorer -> mean
+    general_loss: dict[str, float | None]
+    examples: int
+    data: str
+    answers: dict[str, list[dict]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def table(self) -> str:
+        """Scorers as rows, models as columns; the forgetting check's loss last."""
+        width = max([len("general text loss")] + [len(n) for n in self._scorer_names()])
+        columns = [max(len(m), 8) for m in self.models]
+        lines = [" " * width + "  " + "  ".join(f"{m:>{w}}" for m, w in zip(self.models, columns))]
+        for name in self._scorer_names():
+            lines.append(f"{name:<{width}}  " + "  ".join(
+                f"{self.scores[m].get(name, float('nan')):>{w}.3f}"
+                for m, w in zip(self.models, columns)))
+        if any(v is not None for v in self.general_loss.values()):
+            lines.append(f"{'general text loss':<{width}}  " + "  ".join(
+                f"{self.general_loss[m]:>{w}.3f}" if self.general_loss[m] is not None
+                else f"{'-':>{w}}" for m, w in zip(self.models, columns)))
+        return "\n".join(lines) + f"\n({self.examples} examples from {self.data})"
+
+    def _scorer_names(self) -> list[str]:
+        return list(dict.fromkeys(n for m in self.models for n in self.scores[m]))
+
+    def as_dict(self) -> dict:
+        return {"models": self.models, "scores": self.scores, "general_loss": self.general_loss,
+                "examples": self.examples, "data": self.data, "seconds": round(self.seconds, 2),
+                "answers": self.answers}
+
+
+def compare_runs(run, against: str | None = "base", scorers=(), data: str | None = None,
+                 limit: int | None = None, checkpoint: int | None = None) -> Comparison:
+    """Score a run folder (or one of its checkpoints) against its base model or another run,
+    on the same cases: `data`, else the run's eval.data, else its held-out split. Scorers
+    default to the run's eval.scorers."""
+    import dataclasses
+
+    from workbench.data.splits import load_splits
+    from workbench.engine.loaded import load_run
+
+    began = time.perf_counter()
+    model = load_run(run, checkpoint=checkpoint)
+    config = model.config
+    chosen = list(scorers) or list(config.eval.scorers)
+    if not chosen:
+        raise ConfigError([Problem("no scorers: give --scorer NAME (exact, json_equal, "
+                                   "json_valid, contains, regex:PATTERN, max_words:N or "
+                                   "module:function), or set eval.scorers in the run's config",
+                                   key=KEY)])
+    settings = dataclasses.replace(config.eval, scorers=chosen, data=data or config.eval.data,
+                                   max_examples=limit or config.eval.max_examples)
+    held_out = [] if settings.data else load_splits(config.data, config.train.seed).eval
+    evaluator = Evaluator.prepare(dataclasses.replace(config, eval=settings), held_out)
+    sides = [(model.name + (f"@{checkpoint}" if checkpoint is not None else ""), model, False)]
+    if against in (None, "base"):
+        sides.append(("base", model, True))
+    else:
+        other = load_run(against)
+        sides.append((other.name if other.name != sides[0][0] else f"{other.name} (2)", other,
+                      False))
+    results = {label: evaluator.evaluate(loaded, base=base) for label, loaded, base in sides}
+    return Comparison([label for label, _, _ in sides],
+                      {label: r.scores for label, r in results.items()},
+                      {label: r.general_loss for label, r in results.items()},
+                      len(evaluator.cases), settings.data or "the run's held-out split",
+                      {label: r.answers for label, r in results.items()},
+                      time.perf_counter() - began)
