@@ -174,6 +174,7 @@ def test_quickstart_dashboard_in_jupyterlab(tiny_model_dir, orders_subset, tmp_p
             run_a_cell_while_training(nb)
             pause_and_chat(nb)
             resume_stop_and_compare(nb, runs)
+            rate_three_prompts(nb, runs)
             run_the_report_cells(nb)
             start_from_the_notebook_cell(nb, runs)
         finally:
@@ -194,7 +195,7 @@ def open_dashboard(nb: Quickstart, url: str) -> None:
                    lambda: nb.button("Start").is_visible() and nb.state() == "idle", timeout=180)
     for label in CONTROLS:
         assert nb.button(label).is_visible(), f"no {label} button"
-    for title in ("Setup", "Training", "Chat", "History"):
+    for title in ("Setup", "Training", "Chat", "Rate", "History"):
         assert nb.dashboard.locator(".lm-TabBar-tab", has_text=title).is_visible(), title
     assert nb.enabled_buttons() == {"Start"}
     nb.check_no_widget_errors()
@@ -287,6 +288,31 @@ def resume_stop_and_compare(nb: Quickstart, runs: Path) -> None:
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
     assert (summary["status"], summary["step"]) == (nb.state(), nb.step()), summary
     assert summary["status"] == "stopped" and str(run_dirs[0]) in lab.text(nb.status)
+
+
+def rate_three_prompts(nb: Quickstart, runs: Path) -> None:
+    """The Rate tab: tuned vs base, blind; each click lands in the run's ratings.jsonl."""
+    lab = nb.lab
+    nb.tab("Rate")
+    nb.click("Rate tuned vs base")
+    heading = nb.dashboard.locator(".workbench-rate .widget-html-content", has_text="Prompt 1 of")
+    lab.wait_until("the first prompt to rate", lambda: heading.count() > 0, timeout=120)
+    lab.screenshot("rate")
+    (run_dir,) = sorted(runs.glob("quickstart-*"))
+    ratings = run_dir / "ratings.jsonl"
+    for count, label in enumerate(("A better", "B better", "Tie"), start=1):
+        nb.click(label)
+        lab.wait_until(f"rating {count} in {ratings}",
+                       lambda: ratings.exists() and
+                       len(ratings.read_text().splitlines()) == count, timeout=30)
+    rows = [json.loads(line) for line in ratings.read_text().splitlines()]
+    assert [row["choice"] for row in rows] == ["a", "b", "tie"]
+    assert all({row["a"]["model"], row["b"]["model"]} == {"tuned", "base"} for row in rows)
+    saved = nb.dashboard.locator(".workbench-rate .widget-html-content", has_text="saved:")
+    lab.wait_until("the reveal of who was A and B", lambda: "A was" in lab.text(saved), timeout=30)
+    nb.show()
+    lab.screenshot("rated")
+    nb.tab("Training")
 
 
 def run_the_report_cells(nb: Quickstart) -> None:
