@@ -19,7 +19,8 @@ class LiveChart:
               ("scores (dashed: base model)", None), ("general text loss, change from base", "#de2d26"),
               ("learning rate", "#31a354"), ("grad norm", "#756bb1"))
     WAITING = ("waiting for the first logged step", "no held-out loss yet (set train.eval_every)",
-               "no scores (set eval.scorers)", "no forgetting check (eval.general_text)",
+               "no scores yet (eval.scorers, at each evaluation)",
+               "no forgetting check yet (at each evaluation)",
                "waiting for the first logged step", "waiting for the first logged step")
 
     def __init__(self):
