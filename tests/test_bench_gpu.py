@@ -111,6 +111,17 @@ def test_arguments_plan_and_skip_reasons(gpu):
             gpu.parse_args(bad)
 
 
+def test_demo_model_replaces_the_installed_demo(gpu, tiny_model_dir, tmp_path):
+    """--demo-model: the demo rows train that folder (gpu-check's random-weights model of
+    the demo's architecture), and preparing it runs in a child like every model."""
+    args = gpu.parse_args(["--models", "demo", "--demo-model", tiny_model_dir,
+                           "--work-dir", str(tmp_path)])
+    assert args.demo_model == tiny_model_dir
+    assert gpu.prepare_model("demo", tmp_path, tiny_model_dir) == tiny_model_dir
+    assert gpu._prepare_in_child("demo", args) == (tiny_model_dir, None)
+    assert gpu.parse_args([]).demo_model is None
+
+
 def test_bench_rows_are_exactly_the_sequence_length(gpu, demo_tokenizer, tmp_path):
     from workbench.config import DataSettings
     from workbench.data import encode_splits, load_splits
