@@ -25,7 +25,7 @@ GPU_WHEELS = REPO / "scripts" / "gpu-wheels"
 STEP_FIELDS = {"name", "status", "seconds"}
 REPORT_FIELDS = {"format", "part", "budget_s", "started", "elapsed_s", "exit_status", "argv",
                  "python", "repo", "commit", "steps", "install", "machine", "model", "tests",
-                 "runs", "bench", "files", "summary"}
+                 "runs", "loss_agreement", "bench", "files", "summary"}
 
 
 def load_script(path: Path, name: str):
@@ -287,6 +287,31 @@ def test_bench_row_problems_are_named(check_script):
     bad = {**good, "tokens_per_second": 0.0, "peak_reserved_gib": None, "trainable_params": 9}
     problems = check_script.row_problems([bad])
     assert len(problems) == 3 and all(p.startswith("demo hf 16-bit engine: ") for p in problems)
+
+
+def test_run_folders_give_loss_curves_and_their_agreement(check_script, tmp_path):
+    """The loss-curve numbers docs/benchmarks.md takes, from run folders as the GPU tests
+    leave them under pytest's basetemp."""
+    curves = {"hf-20261201-101500": [10.0] + [4.0] * 11,
+              "unsloth-20261201-101530": [10.1] + [4.2] * 11,
+              "api-20261201-101600-2": [10.1] + [4.1] * 11,
+              "qhf-20261201-101700": [9.0, 5.0]}  # no qunsloth: no 4-bit pair
+    for name, losses in curves.items():
+        folder = tmp_path / "test_x0" / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": i + 1, "loss": loss, "tokens_per_second": 100.0 + i}) + "\n"
+            for i, loss in enumerate(losses)) + json.dumps({"step": 12, "eval_loss": 3.0}) + "\n")
+        (folder / "environment.json").write_text(json.dumps({"backend": name[:2]}))
+    runs = check_script.run_folders(tmp_path)
+    assert set(runs) == {"hf", "unsloth", "api", "qhf"}
+    assert runs["hf"]["losses"] == curves["hf-20261201-101500"]
+    assert runs["hf"]["tokens_per_second"] == [111.0] and runs["hf"]["environment"]
+    hf_unsloth, unsloth_api = check_script.loss_agreement(runs)
+    assert hf_unsloth["runs"] == ["hf", "unsloth"] and hf_unsloth["steps"] == [12, 12]
+    assert hf_unsloth["first_rel"] == pytest.approx(0.01)   # 10.1 vs 10.0
+    assert hf_unsloth["late10_rel"] == pytest.approx(0.05)  # 4.2 vs 4.0
+    assert unsloth_api["late10"] == pytest.approx([4.2, 4.1])
 
 
 # -- scripts/gpu-wheels ------------------------------------------------------------------------
