@@ -121,10 +121,10 @@ def test_bad_arguments_are_refused(check_script, capsys, argv, message):
 
 def test_parts_choose_their_steps_and_budgets(check_script):
     one = check_script.parse_args(["out", "--part", "1"])
-    assert one.budget == 180 and one.steps == ["install", "probe", "model", "bench-llama-1b",
+    assert one.budget == 210 and one.steps == ["install", "probe", "model", "bench-llama-1b",
                                                "bench-demo"]
     two = check_script.parse_args(["out", "--part", "2"])
-    assert two.budget == 360 and "tests" in two.steps
+    assert two.budget == 360 and "tests" in two.steps and two.tests_cap == 216
     assert check_script.parse_args(["out"]).budget == 420  # all; the most there is
     chosen = check_script.parse_args(["out", "--steps", "bench-demo,tests", "--budget", "30"])
     assert chosen.steps == ["install", "tests", "bench-demo"]  # install always, in order
@@ -189,17 +189,23 @@ def test_no_wheels_is_a_skip_with_its_reason(tmp_path):
 
 # -- the time budget ---------------------------------------------------------------------------
 
-def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path):
+def slow_test(tmp_path: Path) -> tuple[Path, Path]:
+    """A test file whose one test writes its process id and sleeps for two minutes."""
     pid_file = tmp_path / "pid"
     slow = tmp_path / "test_slow.py"
     slow.write_text("import os, time\n\n\ndef test_slow():\n"
                     f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
                     "    time.sleep(120)\n")
+    return slow, pid_file
+
+
+def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path):
+    slow, pid_file = slow_test(tmp_path)
     out = tmp_path / "out"
     started = time.monotonic()
     done = gpu_check(out, "--steps", "tests,bench-demo", "--tests", str(slow), "--budget", "8",
-                     "--wheels", str(tmp_path / "none"), "--site", str(tmp_path / "site"),
-                     "--work", str(tmp_path / "work"))
+                     "--tests-cap", "100", "--wheels", str(tmp_path / "none"),
+                     "--site", str(tmp_path / "site"), "--work", str(tmp_path / "work"))
     took = time.monotonic() - started
     assert done.returncode == 2, done.stdout + done.stderr  # stopped, nothing failed
     assert took < 8 + 4  # the budget holds (plus the interpreter's own start and exit)
@@ -215,6 +221,19 @@ def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert "test_slow" in (out / "log-all.txt").read_text()
+
+
+def test_the_tests_cap_leaves_the_rest_of_the_budget_to_bench(tmp_path):
+    slow, _ = slow_test(tmp_path)
+    out = tmp_path / "out"
+    done = gpu_check(out, "--steps", "tests", "--tests", str(slow), "--budget", "60",
+                     "--tests-cap", "3", "--wheels", str(tmp_path / "none"),
+                     "--site", str(tmp_path / "site"), "--work", str(tmp_path / "work"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    found = report(out, "all")
+    tests = steps(found)["tests"]
+    assert tests["status"] == "stopped" and "its 3 s cap" in tests["reason"], tests
+    assert 3 <= tests["seconds"] < 10 and found["elapsed_s"] < 15
 
 
 # -- a dry run of part 2 on this CPU -----------------------------------------------------------
