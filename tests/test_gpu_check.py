@@ -229,6 +229,9 @@ def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path):
                                          "not run": ["bench-demo"]}
     assert not running(int(pid_file.read_text()))  # the test had started; now it is gone
     assert "test_slow" in (out / "log-all.txt").read_text()
+    assert found["tests"]["cases"] == [{"name": "test_slow", "outcome": "interrupted",
+                                        "seconds": None,
+                                        "message": "stopped by gpu-check's time limit (budget or tests cap)"}]
 
 
 def test_a_step_leaves_nothing_running(tmp_path):
