@@ -227,8 +227,8 @@ def test_auto_picks_unsloth_on_this_gpu(tmp_path):
     path.write_text(yaml.safe_dump(config(tmp_path / "runs", "auto", "auto")))
     code = ("import sys, yaml; from workbench.config import RunConfig; "
             "from workbench.backends import select_backend; "
-            "backend, reason = select_backend(RunConfig.from_dict(yaml.safe_load(open(sys.argv[1])))); "
-            "print(backend.name); print(reason)")
+            "config = RunConfig.from_dict(yaml.safe_load(open(sys.argv[1]))); "
+            "backend, reason = select_backend(config); print(backend.name); print(reason)")
     done = python(code, str(path))
     assert done.returncode == 0, done.stderr[-3000:]
     name, reason = done.stdout.strip().splitlines()[-2:]

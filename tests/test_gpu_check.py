@@ -164,9 +164,9 @@ def test_install_checks_each_set_and_installs_it_once(tmp_path):
     assert sets["2"]["status"] == "failed" and "sha256" in sets["2"]["reason"]
     assert steps(found)["install"]["status"] == "failed"
     assert found["exit_status"] == 1
-    imported = subprocess.run([sys.executable, "-c", "import gpucheckfake; print(gpucheckfake.VALUE)"],
-                              capture_output=True, text=True, env={**os.environ,
-                                                                   "PYTHONPATH": str(site)})
+    imported = subprocess.run([sys.executable, "-c", "import gpucheckfake as m; print(m.VALUE)"],
+                              capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(site)})
     assert imported.stdout.strip() == "42", imported.stderr
     assert not (site / "gpucheckbroken").exists()
 
@@ -229,9 +229,9 @@ def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path):
                                          "not run": ["bench-demo"]}
     assert not running(int(pid_file.read_text()))  # the test had started; now it is gone
     assert "test_slow" in (out / "log-all.txt").read_text()
-    assert found["tests"]["cases"] == [{"name": "test_slow", "outcome": "interrupted",
-                                        "seconds": None,
-                                        "message": "stopped by gpu-check's time limit (budget or tests cap)"}]
+    assert found["tests"]["cases"] == [{
+        "name": "test_slow", "outcome": "interrupted", "seconds": None,
+        "message": "stopped by gpu-check's time limit (budget or tests cap)"}]
 
 
 def test_a_step_leaves_nothing_running(tmp_path):
