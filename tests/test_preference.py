@@ -98,11 +98,14 @@ def test_dpo_and_ipo_losses_equal_trl_on_the_same_batch(policy, tmp_path):
     assert len(lengths) > 2  # rows of several lengths: padding is exercised
     dataset = Dataset.from_dict({k: [r[k] for r in rows] for k in ("prompt", "chosen",
                                                                     "rejected")})
-    for number, loss_type in enumerate(("sigmoid", "ipo")):
+    for number, (loss_type, sft) in enumerate((("sigmoid", 0.0), ("ipo", 0.0),
+                                               ("sigmoid", 0.5))):
         # TRL keeps a copy of the adapter it was given as its reference ("ref"); the run
         # computes its reference log-probabilities at the same moment. Then both train.
-        args = DPOConfig(output_dir=str(tmp_path / loss_type), bf16=False, use_cpu=True,
-                         beta=0.1, loss_type=[loss_type], report_to="none")
+        args = DPOConfig(output_dir=str(tmp_path / f"{loss_type}{number}"), bf16=False,
+                         use_cpu=True, beta=0.1, report_to="none",
+                         loss_type=[loss_type] + (["sft"] if sft else []),
+                         loss_weights=[1.0] + ([sft] if sft else []))
         if "ref" in model.peft_config:  # the copy the last loop's trainer made
             model.delete_adapter("ref")
         reference = DPOTrainer(model=model, args=args, processing_class=tokenizer,
@@ -111,7 +114,8 @@ def test_dpo_and_ipo_losses_equal_trl_on_the_same_batch(policy, tmp_path):
         perturb(model, seed=number)
         with torch.no_grad():
             logps, counts = sequence_logps(model, batch)
-            ours, metrics = dpo_loss(logps, batch["ref_logps"], counts, beta=0.1, loss=loss_type)
+            ours, metrics = dpo_loss(logps, batch["ref_logps"], counts, beta=0.1, loss=loss_type,
+                                     sft_weight=sft)
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
                   "completion_mask": (batch["labels"] != -100).long()}
         with torch.no_grad():

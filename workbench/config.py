@@ -167,6 +167,9 @@ class PreferenceSettings:
     loss: str = setting("sigmoid", "DPO loss: `sigmoid` (the DPO paper's) or `ipo` (squared, "
                         "per-token average; less prone to overfitting small data).",
                         choices=("sigmoid", "ipo"))
+    sft_weight: float = setting(
+        0.0, "DPO: add this much of the chosen answers' own (SFT) loss, which keeps what the "
+        "model knows while it learns the preference (RPO); 0: pure DPO.", ge=0, le=100)
     desirable_weight: float = setting(1.0, "KTO: weight of the answers marked good.", gt=0,
                                       le=100)
     undesirable_weight: float = setting(1.0, "KTO: weight of the answers marked bad.", gt=0,

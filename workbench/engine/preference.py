@@ -53,9 +53,12 @@ def _token_logps(head, hidden, targets):
     return torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
-def dpo_loss(logps, ref_logps, lengths, beta: float, loss: str = "sigmoid"):
+def dpo_loss(logps, ref_logps, lengths, beta: float, loss: str = "sigmoid",
+             sft_weight: float = 0.0):
     """DPO (`sigmoid`) or IPO (`ipo`) on a batch whose first half are the chosen rows and
-    second half the rejected ones. Returns (loss, metrics)."""
+    second half the rejected ones, plus `sft_weight` x the chosen answers' mean token
+    cross-entropy (TRL's loss_type ["sigmoid", "sft"] with those weights). Returns
+    (loss, metrics)."""
     import torch.nn.functional as F
 
     chosen, rejected = logps.chunk(2)
@@ -69,12 +72,16 @@ def dpo_loss(logps, ref_logps, lengths, beta: float, loss: str = "sigmoid"):
         per_pair = (delta - 1 / (2 * beta)) ** 2
     else:
         per_pair = -F.logsigmoid(beta * (chosen_ratio - rejected_ratio))
+    total = per_pair.mean()
+    if sft_weight:
+        chosen_len = lengths.chunk(2)[0]
+        total = total + sft_weight * (-chosen.sum() / chosen_len.sum().clamp(min=1))
     chosen_reward, rejected_reward = beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
     metrics = {"reward_accuracy": (chosen_reward > rejected_reward).float().mean(),
                "reward_margin": (chosen_reward - rejected_reward).mean(),
                "reward_chosen": chosen_reward.mean(), "reward_rejected": rejected_reward.mean(),
                "logp_chosen": chosen.detach().mean(), "logp_rejected": rejected.detach().mean()}
-    return per_pair.mean(), metrics
+    return total, metrics
 
 
 def kto_loss(logps, ref_logps, desirable, beta: float, desirable_weight: float = 1.0,

@@ -112,7 +112,7 @@ class WorkbenchTrainer(Trainer):
         logps, lengths = sequence_logps(model, inputs)
         if self.method == "dpo":
             loss, metrics = dpo_loss(logps, inputs["ref_logps"], lengths, settings.beta,
-                                     settings.loss)
+                                     settings.loss, settings.sft_weight)
         else:
             loss, metrics = kto_loss(logps, inputs["ref_logps"], inputs["desirable"],
                                      settings.beta, settings.desirable_weight,
