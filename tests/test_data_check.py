@@ -81,6 +81,24 @@ REFUSED = {
     "lone_surrogate.jsonl": ["lone_surrogate.jsonl line 2: message 0 'content' holds a lone "
                              "surrogate"],
     "not_a_dataset_folder": ["not_a_dataset_folder: a folder, but not one saved by `datasets`"],
+    # preference rows (train.method dpo / kto)
+    "pref_bad.jsonl": [
+        "pref_bad.jsonl line 2: 'chosen' and 'rejected' are the same answer",
+        "pref_bad.jsonl line 3: missing 'rejected' (keys found: ['chosen', 'prompt'])",
+        "pref_bad.jsonl line 4: 'prompt' must be a string or a non-empty list of {role, content} "
+        "turns, got a number",
+        "pref_bad.jsonl line 5: 'prompt' must end with a user turn (the answers reply to it), "
+        "but its last turn is the assistant's",
+        "pref_bad.jsonl line 6: 'chosen' as a list must hold exactly one {\"role\": "
+        "\"assistant\""],
+    "pref_bad_labels.jsonl": [
+        "pref_bad_labels.jsonl line 2: 'label' must be true (a good answer) or false (a bad "
+        "one), got 'yes'",
+        "pref_bad_labels.jsonl line 3: 'label' must be true (a good answer) or false (a bad "
+        "one), got 1"],
+    "pref_bad_ratings.jsonl": [
+        "pref_bad_ratings.jsonl line 2: 'choice' must be one of a, b, tie, both_bad, got 'c'",
+        "pref_bad_ratings.jsonl line 3: 'a' must be an object with the model's 'answer'"],
 }
 
 # file -> (format, examples)
@@ -103,6 +121,9 @@ ACCEPTED = {
     "prompt_completion.jsonl": ("prompt_completion", 2),
     "prompt_completion.parquet": ("prompt_completion", 2),
     "text.jsonl": ("text", 2),
+    "pref_pairs.jsonl": ("preference", 3),
+    "pref_unpaired.jsonl": ("unpaired", 2),
+    "pref_ratings.jsonl": ("ratings", 3),
 }
 
 

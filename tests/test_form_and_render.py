@@ -93,7 +93,7 @@ def test_charts_without_data_say_so_instead_of_drawing_empty_axes(tmp_path):
     # held-out loss, scores and the forgetting check are still waiting
     assert shown == [False, True, True, True, False, False]
     assert chart.axes[0].xaxis.get_visible() and not chart.axes[1].xaxis.get_visible()
-    history.update(score_step=[2], scores={"exact": [0.5]}, base_scores={"exact": 0.1},
+    history.update(scores={"exact": ([2], [0.5])}, base_scores={"exact": 0.1},
                    general_step=[2], general_change=[0.04])
     chart.png(history)
     assert not any(note.get_visible() for note in chart.waiting[2:4])

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", choices=("laptop", "workshop"), default="laptop",
                       help="workshop: half the batch per pass and gradient checkpointing, "
                       "for about 2 GB of memory")
+    demo.add_argument("--method", choices=("sft", "dpo", "kto"), default="sft",
+                      help="sft (default): turn messages into JSON orders; dpo or kto: learn "
+                      "to answer in one sentence from preference pairs")
 
     validate = commands.add_parser("validate", help="check a config without loading anything")
     validate.add_argument("config", nargs="?")
@@ -297,7 +300,8 @@ def install_stop_handlers(control) -> None:
 def cmd_demo(args) -> int:
     from workbench.demo import run_demo
 
-    report = run_demo(runs_dir=args.runs_dir, max_steps=args.steps, profile=args.profile)
+    report = run_demo(runs_dir=args.runs_dir, max_steps=args.steps, profile=args.profile,
+                      method=args.method)
     return 0 if report["status"] == "finished" else 1
 
 

@@ -94,8 +94,11 @@ class DataSettings:
     eval_path: str | None = setting(None, "Held-out data; when set, `eval_fraction` is ignored.")
     format: str = setting(
         "auto", "Row format: `messages` (chat turns), `alpaca` (instruction/input/output), "
-        "`prompt_completion`, `text`, or `auto` to detect it from the keys.",
-        choices=("auto", "messages", "alpaca", "prompt_completion", "text"))
+        "`prompt_completion`, `text`; for train.method dpo or kto `preference` (prompt, "
+        "chosen, rejected), `unpaired` (prompt, completion, label) or `ratings` (a Rate tab's "
+        "ratings.jsonl); or `auto` to detect it from the keys.",
+        choices=("auto", "messages", "alpaca", "prompt_completion", "text", "preference",
+                 "unpaired", "ratings"))
     eval_fraction: float = setting(0.1, "Share of the training data held out for evaluation when no `eval_path` is "
                                    "given (0 for none).",
                                    ge=0, le=0.5)
@@ -114,8 +117,16 @@ class DataSettings:
         "order within an epoch).")
 
 
+METHODS = ("sft", "dpo", "kto")
+PREFERENCE_METHODS = ("dpo", "kto")
+
+
 @dataclass
 class TrainSettings:
+    method: str = setting(
+        "sft", "What to learn from: `sft` (answers to imitate), `dpo` (pairs of a better and a "
+        "worse answer) or `kto` (answers marked good or bad); the last two are set up in the "
+        "`preference` section.", choices=METHODS)
     learning_rate: float = setting(2e-4, "Peak learning rate.", gt=0, le=1)
     epochs: float = setting(1.0, "Passes over the training data (ignored when `max_steps` "
                             "is set).", gt=0, le=10000)
@@ -150,6 +161,25 @@ class SampleSettings:
 
 
 @dataclass
+class PreferenceSettings:
+    beta: float = setting(0.1, "How far the tuned model may move from the reference (the "
+                          "model before this run): larger keeps it closer.", gt=0, le=100)
+    loss: str = setting("sigmoid", "DPO loss: `sigmoid` (the DPO paper's) or `ipo` (squared, "
+                        "per-token average; less prone to overfitting small data).",
+                        choices=("sigmoid", "ipo"))
+    sft_weight: float = setting(
+        0.0, "DPO: add this much of the chosen answers' own (SFT) loss, which keeps what the "
+        "model knows while it learns the preference (RPO); 0: pure DPO.", ge=0, le=100)
+    desirable_weight: float = setting(1.0, "KTO: weight of the answers marked good.", gt=0,
+                                      le=100)
+    undesirable_weight: float = setting(1.0, "KTO: weight of the answers marked bad.", gt=0,
+                                        le=100)
+    max_prompt_length: int | None = setting(
+        None, "Tokens of prompt kept (its end, nearest the answer); null: only data.max_length "
+        "applies.", ge=1, le=131072)
+
+
+@dataclass
 class EvalSettings:
     scorers: list[str] = setting(
         [], "Task scores of held-out answers, logged as `score/<name>` at the start (adapter "
@@ -178,8 +208,8 @@ class OutputSettings:
 
 SECTIONS: dict[str, type] = {
     "model": ModelSettings, "lora": LoraSettings, "data": DataSettings,
-    "train": TrainSettings, "sample": SampleSettings, "eval": EvalSettings,
-    "output": OutputSettings,
+    "train": TrainSettings, "preference": PreferenceSettings, "sample": SampleSettings,
+    "eval": EvalSettings, "output": OutputSettings,
 }
 
 
@@ -191,6 +221,7 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     data: DataSettings = field(default_factory=DataSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
+    preference: PreferenceSettings = field(default_factory=PreferenceSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -278,6 +309,12 @@ class RunConfig:
              "eval.scorers need examples to answer, but data.eval_fraction is 0 and neither "
              "data.eval_path nor eval.data is set; hold some data out or point eval.data at "
              "a file"),
+            ("train.method", self.train.method in PREFERENCE_METHODS and data.packing,
+             f"train.method {self.train.method} trains on whole answers, which packing would "
+             "cut apart; set data.packing: false"),
+            ("train.method", self.train.method in PREFERENCE_METHODS and data.group_by_length,
+             f"train.method {self.train.method} batches pairs of answers, which "
+             "data.group_by_length cannot sort; set it to false"),
             ("lora.target_modules",
              isinstance(lora.target_modules, list) and not lora.target_modules,
              "the list is empty; use `all-linear` or name modules such as [q_proj, v_proj]"),

@@ -28,9 +28,12 @@ class ConsoleSink:
         if isinstance(event, StepLogged):
             grad = f"  grad {event.grad_norm:.2f}" if event.grad_norm is not None else ""
             return (f"step {event.step:>5}/{event.total_steps}  loss {event.loss:.4f}  "
-                    f"lr {event.learning_rate:.2e}{grad}  {event.tokens_per_second:,.0f} tok/s  "
-                    f"{event.elapsed_seconds:,.0f}s")
+                    f"lr {event.learning_rate:.2e}{grad}{_rewards(event.metrics)}  "
+                    f"{event.tokens_per_second:,.0f} tok/s  {event.elapsed_seconds:,.0f}s")
         if isinstance(event, EvalLogged):
+            if event.metrics:  # a preference run: its loss is no language-model loss
+                return (f"eval at step {event.step}: loss {event.eval_loss:.4f}"
+                        f"{_rewards(event.metrics, 'eval_')}")
             return (f"eval at step {event.step}: loss {event.eval_loss:.4f}  "
                     f"perplexity {event.perplexity:.2f}")
         if isinstance(event, EvalScored):
@@ -56,6 +59,15 @@ class ConsoleSink:
             loss_text = f"loss {loss:.4f}" if loss is not None else "no loss logged"
             return f"run {event.status} at step {event.step}: {loss_text}{tail}\n  folder: {event.run_dir}"
         return None
+
+
+def _rewards(metrics: dict, prefix: str = "") -> str:
+    """`  reward acc 0.75 margin +0.52 (kl 0.10)` for a preference run's metrics."""
+    accuracy, margin = metrics.get(f"{prefix}reward_accuracy"), metrics.get(f"{prefix}reward_margin")
+    text = f"  reward acc {accuracy:.2f}" if accuracy is not None else ""
+    text += f" margin {margin:+.2f}" if margin is not None else ""
+    kl = metrics.get(f"{prefix}kl")
+    return text + (f" (kl {kl:.2f})" if kl is not None else "")
 
 
 def scores_line(event: EvalScored) -> str:

@@ -40,6 +40,7 @@ class StepLogged:
     tokens_seen: int
     tokens_per_second: float
     elapsed_seconds: float
+    metrics: dict = field(default_factory=dict)  # the method's own: reward_accuracy, kl, ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class EvalLogged:
     perplexity: float
     epoch: float = 0.0
     elapsed_seconds: float = 0.0
+    metrics: dict = field(default_factory=dict)  # the method's own, on held-out data
 
 
 @dataclass(frozen=True)

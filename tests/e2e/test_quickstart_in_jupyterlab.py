@@ -177,6 +177,7 @@ def test_quickstart_dashboard_in_jupyterlab(tiny_model_dir, orders_subset, tmp_p
             rate_three_prompts(nb, runs)
             run_the_report_cells(nb)
             start_from_the_notebook_cell(nb, runs)
+            teach_and_train_on_feedback(nb, runs)
         finally:
             (artifacts / "browser-console.log").write_text("\n".join(lab.console) + "\n")
             browser.close()
@@ -195,7 +196,7 @@ def open_dashboard(nb: Quickstart, url: str) -> None:
                    lambda: nb.button("Start").is_visible() and nb.state() == "idle", timeout=180)
     for label in CONTROLS:
         assert nb.button(label).is_visible(), f"no {label} button"
-    for title in ("Setup", "Training", "Chat", "Rate", "History"):
+    for title in ("Setup", "Training", "Chat", "Rate", "Teach", "History"):
         assert nb.dashboard.locator(".lm-TabBar-tab", has_text=title).is_visible(), title
     assert nb.enabled_buttons() == {"Start"}
     nb.check_no_widget_errors()
@@ -313,6 +314,43 @@ def rate_three_prompts(nb: Quickstart, runs: Path) -> None:
     nb.show()
     lab.screenshot("rated")
     nb.tab("Training")
+
+
+def teach_and_train_on_feedback(nb: Quickstart, runs: Path) -> None:
+    """The Teach tab: pick the better draft for two prompts, Train on my feedback, and the
+    new DPO run's reward accuracy shows in the status line and the chart."""
+    lab = nb.lab
+    nb.tab("Teach")
+    nb.click("Draft answers")
+    better = nb.dashboard.locator(".workbench-feedback button.workbench-feedback-best")
+    lab.wait_until("the drafted answers", lambda: better.count() >= 4, timeout=120)
+    lab.screenshot("teach")
+    judged = sorted(runs.glob("quickstart-*"))[-1]  # the run the dashboard holds now
+    pairs = judged / "feedback" / "pairs.jsonl"
+    better.nth(1).click()  # the first prompt's second answer
+    lab.wait_until("the first pair on disk", lambda: pairs.exists() and
+                   len(pairs.read_text().splitlines()) >= 1, timeout=30)
+    third = nb.dashboard.locator(".workbench-feedback button.workbench-feedback-best")
+    third.nth(2).click()  # the second prompt's first answer
+    lab.wait_until("the second pair on disk",
+                   lambda: len(pairs.read_text().splitlines()) >= 2, timeout=30)
+    nb.click("Train on my feedback")
+    lab.wait_until("the feedback run's folder", lambda: list(runs.glob("feedback-dpo-*")),
+                   timeout=60)
+    nb.wait_state("finished", timeout=240)
+    lab.wait_until("the reward accuracy in the status line",
+                   lambda: "reward accuracy" in lab.text(nb.status), timeout=30)
+    nb.tab("Training")
+    nb.show()
+    lab.screenshot("feedback-run")
+    (feedback,) = runs.glob("feedback-dpo-*")
+    summary = json.loads((feedback / "summary.json").read_text())
+    assert summary["method"] == "dpo" and "reward_accuracy" in summary["final_metrics"]
+    nb.tab("Teach")
+    nb.click("Answer again")
+    table = nb.dashboard.locator("table.workbench-feedback-compare")
+    lab.wait_until("before and after, side by side", lambda: table.count() == 1, timeout=60)
+    lab.screenshot("before-after")
 
 
 def run_the_report_cells(nb: Quickstart) -> None:

@@ -146,7 +146,8 @@ def _warnings(valid: list[tuple[Row, Example]]) -> list[Problem]:
             kind = f"a very short answer ({shortest!r})" if shortest else "an empty answer"
             warnings.append(Problem(f"{kind}; the model learns to answer like this",
                                     example.where))
-        if example.messages and example.messages[-1]["role"] == "user":
+        if example.messages and example.messages[-1]["role"] == "user" and \
+                not example.is_preference:  # a preference prompt ends with the user's turn
             warnings.append(Problem("ends with a user turn that has no answer; nothing is "
                                     "trained on it", example.where))
     return in_file_order(warnings)
@@ -160,6 +161,10 @@ def short_answer(example: Example, limit: int = SHORT_ANSWER) -> str | None:
 
 
 def _answers(example: Example) -> list[str]:
+    if example.chosen is not None:
+        return [example.chosen, example.rejected]
+    if example.label is not None:
+        return [example.completion]
     if example.messages is None:
         return [example.completion] if example.prompt else []  # text rows have no answer
     return [m["content"] for m in example.messages if m["role"] == "assistant"]

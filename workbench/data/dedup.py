@@ -36,8 +36,13 @@ def normalize(text: str) -> str:
 def example_text(example: Example) -> str:
     """The text that makes an example what it is (system turns left out)."""
     if example.messages is not None:
-        return "\n".join(f"{m['role']}: {m['content']}" for m in example.messages
+        text = "\n".join(f"{m['role']}: {m['content']}" for m in example.messages
                          if m["role"] != "system")
+        if example.chosen is not None:
+            return f"{text}\nchosen: {example.chosen}\nrejected: {example.rejected}"
+        if example.label is not None:
+            return f"{text}\nanswer ({'good' if example.label else 'bad'}): {example.completion}"
+        return text
     return f"{example.prompt}\n{example.completion}" if example.prompt else example.completion
 
 

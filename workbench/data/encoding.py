@@ -92,13 +92,29 @@ def chat_spans(example: Example, tokenizer) -> tuple[str, list[tuple[int, int]]]
 
 def _rendered(example: Example, tokenizer) -> tuple[str, list, bool]:
     """The text the model sees, the character spans trained with `responses`, and whether
-    the tokenizer adds its special tokens (chat templates place BOS themselves)."""
+    the tokenizer adds its special tokens (chat templates place BOS themselves). A
+    preference example is measured as its prompt with its (chosen) answer."""
+    if example.is_preference:
+        example = answer_view(example)
     if example.messages is not None:
         text, spans = chat_spans(example, tokenizer)
         return text, spans, False
     eos = tokenizer.eos_token or ""
     text = example.prompt + example.completion + eos
     return text, [(len(example.prompt), len(text))], True
+
+
+def with_answer(example: Example, answer: str) -> Example:
+    """A preference example's prompt turns with `answer` as the assistant's reply."""
+    return Example(example.where, messages=tuple(example.messages) +
+                   ({"role": "assistant", "content": answer},))
+
+
+def answer_view(example: Example) -> Example:
+    """The conversation a preference example trains most on: its chosen answer (or its one
+    answer, for unpaired rows)."""
+    return with_answer(example, example.chosen if example.chosen is not None
+                       else example.completion)
 
 
 def _trained(offsets, spans, train_on: str) -> list[bool]:

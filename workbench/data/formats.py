@@ -6,7 +6,15 @@
 - `prompt_completion`: {"prompt": ..., "completion": ...}, used as raw text, no template
 - `text`: {"text": ...}, raw text, every token trained
 
-Chat formats (`messages`, `alpaca`) are rendered later with the model's chat template.
+For preference tuning (train.method dpo or kto), TRL's shapes:
+
+- `preference`: {"prompt": ..., "chosen": ..., "rejected": ...}: a better and a worse answer
+- `unpaired`: {"prompt": ..., "completion": ..., "label": true | false}: one answer, good or bad
+- `ratings`: a row of the Rate tab's ratings.jsonl (prompt, a, b, choice)
+
+A prompt is a string (one user turn) or a list of {role, content} turns; an answer is a
+string or a list holding the assistant turn. These formats, like `messages` and `alpaca`,
+are rendered with the model's chat template.
 """
 
 from __future__ import annotations
@@ -16,12 +24,17 @@ from dataclasses import dataclass
 from workbench.data.loading import Row, json_type
 from workbench.errors import DataError, Problem, Where
 
-FORMAT_KEYS = {
+FORMAT_KEYS = {  # in the order rows are matched: unpaired before its subset prompt_completion
     "messages": ({"messages"}, {"conversations"}),
     "alpaca": ({"instruction", "output"},),
+    "preference": ({"prompt", "chosen", "rejected"},),
+    "unpaired": ({"prompt", "completion", "label"},),
+    "ratings": ({"prompt", "a", "b", "choice"},),
     "prompt_completion": ({"prompt", "completion"},),
     "text": ({"text"},),
 }
+PREFERENCE_FORMATS = ("preference", "unpaired", "ratings")
+RATING_CHOICES = ("a", "b", "tie", "both_bad")
 RAW_FORMATS = ("prompt_completion", "text")  # used as plain text: no chat template
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -36,18 +49,29 @@ class Example:
     """One training example: chat turns, or a raw prompt + completion (prompt may be '')."""
 
     where: Where
-    messages: tuple[dict, ...] | None = None
+    messages: tuple[dict, ...] | None = None  # preference formats: the prompt's turns
     prompt: str = ""
-    completion: str = ""
+    completion: str = ""  # unpaired: the answer judged
+    chosen: str | None = None  # preference and ratings: the better answer (ratings: a's)
+    rejected: str | None = None  # ... and the worse one (ratings: b's)
+    label: bool | None = None  # unpaired: whether the answer is good
+    choice: str | None = None  # ratings: a, b, tie or both_bad
+
+    @property
+    def is_preference(self) -> bool:
+        return self.chosen is not None or self.label is not None
 
 
 ACCEPTED = ("messages (messages, or ShareGPT conversations), alpaca (instruction, output, "
-            "optional input), prompt_completion (prompt, completion), text (text)")
+            "optional input), prompt_completion (prompt, completion), text (text); for "
+            "preference tuning: preference (prompt, chosen, rejected), unpaired (prompt, "
+            "completion, label), ratings (prompt, a, b, choice)")
 # Column names other tools use, and what to rename them to.
 KEY_HINTS = {"question": "prompt", "query": "prompt", "answer": "completion",
              "response": "completion (or output, with instruction)", "conversation":
              "conversations", "dialog": "messages", "chat": "messages", "content": "text",
-             "chosen": "messages (preference pairs are not supported: keep the chosen answer)"}
+             "preferred": "chosen", "better": "chosen", "worse": "rejected",
+             "dispreferred": "rejected", "kto_label": "label"}
 
 
 def is_chat_format(fmt: str) -> bool:
@@ -233,5 +257,87 @@ def _from_text(row: Row, system_prompt: str | None) -> Example:
     return Example(row.where, completion=text)
 
 
+def _prompt_turns(row: Row, system_prompt: str | None) -> tuple[dict, ...]:
+    """A preference row's prompt as turns: a string is one user turn; a list is checked as
+    `messages` turns and must end with a user turn."""
+    value = row.value.get("prompt")
+    if isinstance(value, str):
+        turns = ({"role": "user", "content": _text(row, "'prompt'", value)},)
+    elif isinstance(value, list) and value:
+        problems, turns = [], []
+        for index, turn in enumerate(value):
+            try:
+                turns.append(_turn(row, index, turn, sharegpt=False))
+            except DataError as exc:
+                problems.append(exc.message)
+        if problems:
+            raise DataError("; ".join(problems), row.where)
+        if turns[-1]["role"] != "user":
+            raise DataError(f"'prompt' must end with a user turn (the answers reply to it), "
+                            f"but its last turn is the {turns[-1]['role']}'s", row.where)
+        turns = tuple(turns)
+    else:
+        raise DataError(f"'prompt' must be a string or a non-empty list of {{role, content}} "
+                        f"turns, got {json_type(value) if value != [] else 'an empty list'}",
+                        row.where)
+    return _with_system(turns, system_prompt)
+
+
+def _answer(row: Row, key: str) -> str:
+    """An answer: a string, or a list holding one assistant turn (TRL's conversational form)."""
+    value = row.value.get(key)
+    if isinstance(value, list):
+        if len(value) != 1 or not isinstance(value[0], dict) or value[0].get("role") != "assistant":
+            raise DataError(f"{key!r} as a list must hold exactly one {{\"role\": \"assistant\", "
+                            f"\"content\": ...}} turn", row.where)
+        value = value[0].get("content")
+        if not isinstance(value, str):
+            raise DataError(f"{key!r}: the assistant turn's content must be a string, got "
+                            f"{json_type(value)}", row.where)
+        return _text(row, repr(key), value)
+    return _string(row, key)
+
+
+def _from_preference(row: Row, system_prompt: str | None) -> Example:
+    prompt = _prompt_turns(row, system_prompt)
+    chosen, rejected = _answer(row, "chosen"), _answer(row, "rejected")
+    if chosen.strip() == rejected.strip():
+        raise DataError("'chosen' and 'rejected' are the same answer, so the pair teaches "
+                        "nothing; fix or delete the line", row.where)
+    return Example(row.where, messages=prompt, chosen=chosen, rejected=rejected)
+
+
+def _from_unpaired(row: Row, system_prompt: str | None) -> Example:
+    prompt, completion = _prompt_turns(row, system_prompt), _answer(row, "completion")
+    label = row.value.get("label")
+    if not isinstance(label, bool):
+        raise DataError(f"'label' must be true (a good answer) or false (a bad one), got "
+                        f"{label!r}", row.where)
+    return Example(row.where, messages=prompt, completion=completion, label=label)
+
+
+def _from_rating(row: Row, system_prompt: str | None) -> Example:
+    prompt = _prompt_turns(row, system_prompt)
+    choice = row.value.get("choice")
+    if choice not in RATING_CHOICES:
+        raise DataError(f"'choice' must be one of {', '.join(RATING_CHOICES)}, got {choice!r}",
+                        row.where)
+    answers = []
+    for side in ("a", "b"):
+        value = row.value.get(side)
+        if not isinstance(value, dict) or not isinstance(value.get("answer"), str):
+            raise DataError(f"{side!r} must be an object with the model's 'answer' (a string), "
+                            f"got {json_type(value)}", row.where)
+        answers.append(_text(row, f"'{side}' answer", value["answer"]))
+    if choice in ("a", "b"):
+        winner = 0 if choice == "a" else 1
+        return Example(row.where, messages=prompt, chosen=answers[winner],
+                       rejected=answers[1 - winner], choice=choice)
+    return Example(row.where, messages=prompt, chosen=answers[0], rejected=answers[1],
+                   choice=choice)
+
+
 CONVERTERS = {"messages": _from_messages, "alpaca": _from_alpaca,
-              "prompt_completion": _from_prompt_completion, "text": _from_text}
+              "prompt_completion": _from_prompt_completion, "text": _from_text,
+              "preference": _from_preference, "unpaired": _from_unpaired,
+              "ratings": _from_rating}

@@ -61,7 +61,11 @@ def load_splits(data: DataSettings, seed: int) -> Splits:
     return Splits(fmt, *split(train, data.eval_fraction, seed))
 
 
-def encode_splits(splits: Splits, tokenizer, data: DataSettings) -> EncodedSplits:
+def encode_splits(splits: Splits, tokenizer, data: DataSettings, method: str = "sft",
+                  max_prompt_length: int | None = None) -> EncodedSplits:
+    """Token ids and labels for the run's method (`sft`; `dpo` pairs; `kto` labelled answers)."""
+    if method != "sft":
+        return _encode_preference(splits, tokenizer, data, method, max_prompt_length)
     train, train_stats = encode_all(splits.train, tokenizer, data.max_length, data.train_on,
                                     "training")
     evaluation, eval_stats = ([], EncodeStats())
@@ -77,3 +81,23 @@ def encode_splits(splits: Splits, tokenizer, data: DataSettings) -> EncodedSplit
         train = pack_rows(train, capacity)
         stats["train"].update(packed_rows=len(train), pack_length=capacity)
     return EncodedSplits(train, evaluation, stats)
+
+
+def _encode_preference(splits: Splits, tokenizer, data: DataSettings, method: str,
+                       max_prompt_length: int | None) -> EncodedSplits:
+    from workbench.data.preference import (PreferenceStats, dpo_examples, encode_pairs,
+                                           encode_unpaired, kto_examples)
+
+    select, encode = (dpo_examples, encode_pairs) if method == "dpo" else (kto_examples,
+                                                                          encode_unpaired)
+    stats, encoded = {"format": splits.format, "method": method}, {}
+    for name, examples, label in (("train", splits.train, "training"),
+                                  ("eval", splits.eval, "evaluation")):
+        chosen, skipped = select(examples)
+        if not chosen:
+            encoded[name], stats[name] = [], PreferenceStats(skipped=skipped).as_dict()
+            continue
+        encoded[name], found = encode(chosen, tokenizer, data.max_length, max_prompt_length,
+                                      label, skipped)
+        stats[name] = found.as_dict()
+    return EncodedSplits(encoded["train"], encoded["eval"], stats)

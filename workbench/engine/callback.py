@@ -13,6 +13,10 @@ from transformers import TrainerCallback
 from workbench.events import (CheckpointSaved, Control, EvalLogged, EvalScored, RunPaused,
                               RunResumed, RunStarted, SampleGenerated, StepLogged)
 
+# What preference methods log beside the loss (WorkbenchTrainer.log adds them).
+METHOD_METRICS = ("reward_accuracy", "reward_margin", "reward_chosen", "reward_rejected",
+                  "logp_chosen", "logp_rejected", "kl")
+
 
 class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
@@ -29,6 +33,8 @@ class EventCallback(TrainerCallback):
         self.trainer = None  # set by the engine once the Trainer exists
         self.stopped_by_request = False
         self.last_loss = None
+        self.last_metrics: dict = {}  # the method's own, from the last log step
+        self.last_eval_metrics: dict = {}
         self.eval_losses: list[tuple[int, float]] = []
         self._elapsed_offset = elapsed_offset
         self._clock_start = self._last_log_time = time.perf_counter()
@@ -40,8 +46,11 @@ class EventCallback(TrainerCallback):
         for row in rows:
             if "loss" in row:
                 self.last_loss = row["loss"]
+                self.last_metrics = {k: row[k] for k in METHOD_METRICS if k in row}
             if "eval_loss" in row:
                 self.eval_losses.append((row["step"], row["eval_loss"]))
+                self.last_eval_metrics = {f"eval_{k}": row[f"eval_{k}"] for k in METHOD_METRICS
+                                          if f"eval_{k}" in row}
             if "scored_examples" in row:
                 self.scored.append(EvalScored(
                     step=row["step"], adapter=row["adapter"], examples=row["scored_examples"],
@@ -80,16 +89,21 @@ class EventCallback(TrainerCallback):
             loss=float(logs["loss"]), learning_rate=float(logs.get("learning_rate", 0.0)),
             grad_norm=None if grad_norm is None else float(grad_norm),
             tokens_seen=int(state.num_input_tokens_seen),
-            tokens_per_second=round(new_tokens / busy, 1), elapsed_seconds=round(self.elapsed(), 2))
+            tokens_per_second=round(new_tokens / busy, 1), elapsed_seconds=round(self.elapsed(), 2),
+            metrics={name: float(logs[name]) for name in METHOD_METRICS if name in logs})
         self.last_loss = event.loss
+        self.last_metrics = event.metrics
         self.emit(event)
 
     def _log_eval(self, state, logs):
         loss = float(logs["eval_loss"])
         event = EvalLogged(step=state.global_step, eval_loss=loss,
                            perplexity=math.exp(min(loss, 50.0)), epoch=round(state.epoch or 0, 4),
-                           elapsed_seconds=round(self.elapsed(), 2))
+                           elapsed_seconds=round(self.elapsed(), 2),
+                           metrics={f"eval_{name}": float(logs[f"eval_{name}"])
+                                    for name in METHOD_METRICS if f"eval_{name}" in logs})
         self.eval_losses.append((event.step, loss))
+        self.last_eval_metrics = event.metrics
         self.emit(event)
 
     def on_step_end(self, args, state, control, **kwargs):

@@ -27,7 +27,9 @@ class RunRecorder:
 
     def __call__(self, event) -> None:
         if isinstance(event, (StepLogged, EvalLogged)):
-            self.run_dir.append_jsonl(METRICS, dataclasses.asdict(event))
+            row = dataclasses.asdict(event)
+            row.update(row.pop("metrics"))  # reward_accuracy, eval_reward_accuracy, ... flat
+            self.run_dir.append_jsonl(METRICS, row)
         elif isinstance(event, EvalScored):
             self.run_dir.append_jsonl(METRICS, scores_row(event))
             for answer in event.answers:

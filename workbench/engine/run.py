@@ -21,11 +21,13 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 from workbench.data.formats import is_chat_format
+from workbench.data.preference import check_method
 from workbench.data.splits import encode_splits, load_splits
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
-from workbench.engine.rundir import ENVIRONMENT, RunDir, checkpoint_step, replace_folder
+from workbench.engine.rundir import (ENVIRONMENT, REFERENCE, RunDir, checkpoint_step,
+                                     replace_folder)
 from workbench.errors import RunError
 from workbench.events import Control, RunEnded, fan_out
 
@@ -91,6 +93,8 @@ class Run:
         # Unsloth (when chosen) is imported before anything imports transformers.
         self.backend, self.backend_reason = select_backend(self.config)
         splits = load_splits(self.config.data, self.config.train.seed)  # bad data fails here
+        check_method(self.config.train.method, splits.format, splits.train,
+                     self.config.data.path or self.config.data.train_path)
         # A scorer that raises or returns a non-number fails here too, before the model loads.
         self.evaluator = Evaluator.prepare(self.config, splits.eval, self.extra_scorers)
         versions = library_versions()
@@ -134,13 +138,54 @@ class Run:
                 f"lora.start_mode continue: the earlier adapter trains on with its own settings "
                 f"(r={kept.r}, alpha={kept.lora_alpha}); this config's lora.r, alpha, dropout, "
                 "target_modules and use_rslora are not used")
-        encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data)
+        encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data,
+                                self.config.train.method, self.config.preference.max_prompt_length)
         self.data_stats = encoded.stats
+        if self.config.train.method != "sft":
+            self._reference(encoded)
         self.chat = is_chat_format(splits.format)
         self.loaded = LoadedRun(self.config, self.bundle, self.chat, self.run_dir.path,
                                 self.bundle.backend)
         self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
         self.trainer = self._build_trainer(encoded)
+
+    def _reference(self, encoded) -> None:
+        """The reference log-probabilities of every preference row: computed now, before the
+        first step, from the model as this run found it, and kept in the run folder so a
+        resumed run uses the same ones (its model has moved since)."""
+        from workbench.engine.preference import attach_reference, reference_logps
+
+        method = self.config.train.method
+        saved = self.run_dir.read_json(REFERENCE) if self.resume_dir else {}
+        collator = self._collator()
+        for split in ("train", "eval"):
+            rows = getattr(encoded, split)
+            values = saved.get(split)
+            if values is None or len(values) != len(rows):
+                if self.resume_dir:
+                    raise RunError(f"{self.run_dir.path} has no reference log-probabilities "
+                                   f"({REFERENCE}) for its {len(rows)} {split} rows, so it "
+                                   "cannot be resumed as the same run; train it again")
+                values = reference_logps(self.bundle.model, rows, collator,
+                                         self.config.train.batch_size)
+            attach_reference(rows, values, method)
+            saved[split] = values
+        if not self.resume_dir:
+            self.run_dir.write_json(REFERENCE, saved)
+
+    def _collator(self):
+        from workbench.data.encoding import PaddingCollator
+        from workbench.data.packing import PackedCollator
+        from workbench.data.preference import PairCollator, UnpairedCollator
+
+        pad = self.bundle.tokenizer.pad_token_id
+        method = self.config.train.method
+        if method == "dpo":
+            return PairCollator(pad)
+        if method == "kto":
+            return UnpairedCollator(pad)
+        return PackedCollator(pad, self.bundle.model.dtype) if self.config.data.packing \
+            else PaddingCollator(pad)
 
     def _start_adapters(self) -> dict:
         """Which saved adapters a stacked run loads: those merged beneath (copied into its
@@ -171,8 +216,6 @@ class Run:
                 "evaluation": self.evaluator.describe() if self.evaluator else None}
 
     def _build_trainer(self, encoded):
-        from workbench.data.encoding import PaddingCollator
-        from workbench.data.packing import PackedCollator
         from workbench.engine.callback import EventCallback
         from workbench.engine.trainer import WorkbenchTrainer
 
@@ -190,13 +233,12 @@ class Run:
             evaluate_every=cfg.train.eval_every, evaluate_base_first=not self.resume_dir,
             elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
-        pad = bundle.tokenizer.pad_token_id
-        collator = PackedCollator(pad, bundle.model.dtype) if cfg.data.packing \
-            else PaddingCollator(pad)
         trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=encoded.train,
-                                   eval_dataset=encoded.eval or None, data_collator=collator,
+                                   eval_dataset=encoded.eval or None,
+                                   data_collator=self._collator(),
                                    processing_class=bundle.tokenizer, callbacks=[self.callback],
-                                   model_loss=bundle.model_loss)
+                                   model_loss=bundle.model_loss, method=cfg.train.method,
+                                   preference=cfg.preference)
         self.callback.trainer = trainer
         if self.resume_dir:  # the summary covers the whole run, not only this session
             self.callback.restore_history(self.run_dir.metrics())
@@ -267,11 +309,15 @@ class Run:
         summary = {
             "status": status, "step": state.global_step if state else 0,
             "total_steps": state.max_steps if state else None,
+            "method": self.config.train.method,
             "final_loss": callback.last_loss if callback else None,
             "final_eval_loss": evals[-1][1] if evals else None,
             "final_perplexity": math.exp(min(evals[-1][1], 50)) if evals else None,
             "best_eval_loss": best[1] if best else None, "best_eval_step": best[0] if best else None,
             "tokens_seen": int(state.num_input_tokens_seen) if state else 0,
+            **({"final_metrics": callback.last_metrics,
+                "final_eval_metrics": callback.last_eval_metrics}
+               if callback and (callback.last_metrics or callback.last_eval_metrics) else {}),
             "elapsed_seconds": round(callback.elapsed(), 2) if callback else None,
             "wall_seconds_this_session": round(time.time() - started, 2),
             "data": self.data_stats, "backend": self.bundle.backend if self.bundle else None,

@@ -33,6 +33,7 @@ from workbench.secrets import redact
 CONFIG, ENVIRONMENT, METRICS, SAMPLES, SUMMARY = (
     "config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl", "summary.json")
 ANSWERS, RATINGS = "answers.jsonl", "ratings.jsonl"
+REFERENCE = "reference_logps.json"  # preference runs: the reference model's log-probabilities
 ADAPTER, CHECKPOINTS, LOSS_PNG = "adapter", "checkpoints", "loss.png"
 BASE_ADAPTERS, ADAPTER_CONFIG = "base_adapters", "adapter_config.json"
 CHECKPOINT_PREFIX = "checkpoint-"

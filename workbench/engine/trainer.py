@@ -61,11 +61,15 @@ def _head_loss(head, hidden, targets):
 
 
 class WorkbenchTrainer(Trainer):
-    """Trainer with the selective loss (or the model's own, `model_loss=True`), staged
+    """Trainer with the selective loss (or the model's own, `model_loss=True`), the
+    preference losses (`method` dpo or kto, with the run's `preference` settings), staged
     checkpoint writes, and a count of the tokens trained."""
 
-    def __init__(self, *args, model_loss: bool = False, **kwargs):
+    def __init__(self, *args, model_loss: bool = False, method: str = "sft", preference=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.method, self.preference = method, preference
+        self._metrics: dict[str, dict[str, list]] = {"train": {}, "eval": {}}
         for noisy in (PrinterCallback, ProgressCallback):  # our sinks report progress instead
             self.remove_callback(noisy)
         self._tokens_pending = None
@@ -77,7 +81,11 @@ class WorkbenchTrainer(Trainer):
         # the decoder and the head separately and would go around all of it, so those
         # models keep their own loss.
         self.selective_head = not model_loss and uses_standard_head(self.model)
-        if self.selective_head:
+        if method != "sft":
+            # A preference loss is a mean over the batch's pairs: Trainer divides it by the
+            # accumulation steps itself.
+            self.model_accepts_loss_kwargs = False
+        elif self.selective_head:
             # Our loss divides by the trained-token count of the whole accumulated batch,
             # so Trainer must pass that count and not divide by grad_accum again.
             self.model_accepts_loss_kwargs = True
@@ -89,10 +97,43 @@ class WorkbenchTrainer(Trainer):
                 else inputs["attention_mask"].sum()
             self._tokens_pending = seen if self._tokens_pending is None \
                 else self._tokens_pending + seen
-        if not self.selective_head:
+        if self.method != "sft":
+            loss = self._preference_loss(model, inputs)
+        elif not self.selective_head:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss = selective_head_loss(model, inputs, num_items_in_batch)
+        else:
+            loss = selective_head_loss(model, inputs, num_items_in_batch)
         return (loss, {}) if return_outputs else loss
+
+    def _preference_loss(self, model, inputs):
+        from workbench.engine.preference import dpo_loss, kto_loss, sequence_logps
+
+        settings = self.preference
+        logps, lengths = sequence_logps(model, inputs)
+        if self.method == "dpo":
+            loss, metrics = dpo_loss(logps, inputs["ref_logps"], lengths, settings.beta,
+                                     settings.loss, settings.sft_weight)
+        else:
+            loss, metrics = kto_loss(logps, inputs["ref_logps"], inputs["desirable"],
+                                     settings.beta, settings.desirable_weight,
+                                     settings.undesirable_weight)
+        bucket = self._metrics["train" if model.training else "eval"]
+        for name, value in metrics.items():  # tensors: read (one sync) only when logged
+            if value is not None:
+                bucket.setdefault(name, []).append(value.detach())
+        return loss
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        """Add the preference metrics, averaged since the last log (`eval_` prefixed when
+        evaluating), to what Trainer logs."""
+        mode = "eval" if any(key.startswith("eval_") for key in logs) else "train"
+        bucket = self._metrics[mode]
+        averaged = {name: float(sum(float(v) for v in values) / len(values))
+                    for name, values in bucket.items() if values}
+        logs.update({(f"eval_{name}" if mode == "eval" else name): value
+                     for name, value in averaged.items()})
+        bucket.clear()
+        super().log(logs, start_time)
 
     def take_tokens_seen(self) -> int:
         """Non-padding tokens trained since the last call (one host sync, at log time)."""

@@ -22,7 +22,15 @@ class Case:
 
 
 def case_of(example: Example) -> Case | None:
-    """The case of one example; None when it has no answer to compare with (text rows)."""
+    """The case of one example; None when it has no answer to compare with (text rows, and
+    answers marked bad). A preference pair's reference is its chosen answer."""
+    if example.is_preference:
+        reference = example.chosen if example.chosen is not None else (
+            example.completion if example.label else None)
+        if reference is None or example.choice in ("tie", "both_bad"):
+            return None
+        user = next((m["content"] for m in reversed(example.messages) if m["role"] == "user"), "")
+        return Case(example.where, user, reference, tuple(example.messages))
     if example.messages is not None:
         turns = list(example.messages)
         last = max((i for i, m in enumerate(turns) if m["role"] == "assistant"), default=None)

@@ -16,7 +16,7 @@ class LiveChart:
     empty axis."""
 
     PANELS = (("training loss", "#3182bd"), ("held-out loss", "#e6550d"),
-              ("scores (dashed: base model)", None), ("general text loss, change from base", "#de2d26"),
+              ("scores (dashed: base model) or reward accuracy", None), ("general text loss, change from base", "#de2d26"),
               ("learning rate", "#31a354"), ("grad norm", "#756bb1"))
     WAITING = ("waiting for the first logged step", "no held-out loss yet (set train.eval_every)",
                "no scores yet (eval.scorers, at each evaluation)",
@@ -50,12 +50,13 @@ class LiveChart:
 
     def png(self, history: dict, title: str = "") -> bytes:
         """history holds lists: step, loss, learning_rate, grad_norm, eval_step, eval_loss,
-        score_step, general_step, general_change; and dicts scores (scorer -> values) and
-        base_scores (scorer -> the base model's score)."""
+        general_step, general_change; and dicts scores (name -> (steps, values): each
+        scorer, or a preference run's reward accuracy) and base_scores (scorer -> the base
+        model's score)."""
         steps, losses = history["step"], history["loss"]
         norms = [(s, n) for s, n in zip(steps, history["grad_norm"]) if n is not None]
         series = [(steps, losses), (history["eval_step"], history["eval_loss"]),
-                  (history["score_step"], history["score_step"]),
+                  ([s for steps, _ in history["scores"].values() for s in steps], []),
                   (history["general_step"], history["general_change"]),
                   (steps, history["learning_rate"]),
                   ([s for s, _ in norms], [n for _, n in norms])]
@@ -73,7 +74,8 @@ class LiveChart:
             if axes is not self.score_axes:
                 axes.relim()
                 axes.autoscale_view()
-        self.score_axes.set_xlim(-0.5, max([1] + steps + history["score_step"]) + 0.5)
+        scored = [s for points, _ in history["scores"].values() for s in points]
+        self.score_axes.set_xlim(-0.5, max([1] + steps + scored) + 0.5)
         self.figure.suptitle(title, fontsize=10)
         return figure_png(self.figure)
 
@@ -89,7 +91,7 @@ class LiveChart:
                 self.score_lines[name] = (line, base)
                 axes.legend(fontsize=7, loc="lower right")
             line, base = self.score_lines[name]
-            line.set_data(*thin(history["score_step"], history["scores"].get(name, [])))
+            line.set_data(*thin(*history["scores"].get(name, ([], []))))
             if name in history["base_scores"]:
                 base.set_ydata([history["base_scores"][name]] * 2)
                 base.set_visible(True)

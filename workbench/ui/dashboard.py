@@ -29,6 +29,7 @@ from workbench.plots.loss import LossChartFile
 from workbench.secrets import redact
 from workbench.ui.chat import ChatPanel
 from workbench.ui.environment import in_kernel, is_interactive
+from workbench.ui.feedback import FeedbackPanel
 from workbench.ui.form import ConfigForm
 from workbench.ui.history import HistoryPanel
 from workbench.ui.live import LiveView
@@ -39,7 +40,7 @@ from workbench.ui.reproduce import QUICKSTART, Reproduction, reproduce_html, rep
 
 PREVIEW_EXAMPLES = 3
 CHAT_STATES = ("paused", "finished", "stopped")
-SETUP_TAB, TRAINING_TAB, CHAT_TAB, RATE_TAB, HISTORY_TAB = range(5)
+SETUP_TAB, TRAINING_TAB, CHAT_TAB, RATE_TAB, TEACH_TAB, HISTORY_TAB = range(6)
 
 
 class Dashboard(widgets.VBox):
@@ -111,9 +112,10 @@ class Dashboard(widgets.VBox):
             "<p>Pause the run, or let it finish (or open a run from History), then compare the "
             "tuned model with the base model blind.</p>"), self.rate_button])
         self.rating: RatingPanel | None = None
+        self.feedback = FeedbackPanel(self.chat_model, self.start_config)
         self.tabs = widgets.Tab(children=[setup, train, self.chat_panel, self.rate_box,
-                                          self.history],
-                                titles=("Setup", "Training", "Chat", "Rate", "History"))
+                                          self.feedback, self.history],
+                                titles=("Setup", "Training", "Chat", "Rate", "Teach", "History"))
         self.children = [controls, self.live.status, self.error_pane, self.tabs]
 
     def __repr__(self) -> str:  # what a headless notebook shows instead of the widget
@@ -155,6 +157,12 @@ class Dashboard(widgets.VBox):
                                         daemon=True)
         self._thread.start()
         return None
+
+    def start_config(self, config: RunConfig) -> RunResult | None:
+        """Put `config` in the Setup form and start it (what Teach's "Train on my feedback"
+        does)."""
+        self.form.set_config(config)
+        return self.start()
 
     def pause(self) -> None:
         """Pause after the current optimizer step; the model stays in memory."""

@@ -24,7 +24,7 @@ MAX_DRAW_SHARE = 0.1  # of wall time spent redrawing, at most
 
 def empty_history() -> dict:
     return {"step": [], "loss": [], "learning_rate": [], "grad_norm": [], "eval_step": [],
-            "eval_loss": [], "score_step": [], "scores": {}, "base_scores": {},
+            "eval_loss": [], "scores": {}, "base_scores": {},
             "general_step": [], "general_change": []}
 
 
@@ -77,6 +77,8 @@ class LiveView:
         history["loss"].append(event.loss)
         history["learning_rate"].append(event.learning_rate)
         history["grad_norm"].append(event.grad_norm)
+        if "reward_accuracy" in event.metrics:  # a preference run: how often it prefers right
+            add_point(history, "reward accuracy", event.step, event.metrics["reward_accuracy"])
         self.step, self.total, self.last_step = event.step, event.total_steps, event
         if self.state == "starting":
             self.state = "running"
@@ -86,6 +88,9 @@ class LiveView:
     def _eval(self, event: EvalLogged) -> None:
         self.history["eval_step"].append(event.step)
         self.history["eval_loss"].append(event.eval_loss)
+        if "eval_reward_accuracy" in event.metrics:
+            add_point(self.history, "held-out reward accuracy", event.step,
+                      event.metrics["eval_reward_accuracy"])
         self.note = f"held-out loss {event.eval_loss:.4f} at step {event.step}"
         self.show_status()
         self.redraw_if_due()
@@ -94,10 +99,9 @@ class LiveView:
         history = self.history
         if not event.adapter:
             history["base_scores"] = dict(event.scores)
-        elif event.scores:
-            history["score_step"].append(event.step)
+        else:
             for name, value in event.scores.items():
-                history["scores"].setdefault(name, []).append(value)
+                add_point(history, name, event.step, value)
         if event.adapter and event.general_change is not None:
             history["general_step"].append(event.step)
             history["general_change"].append(event.general_change)
@@ -150,6 +154,8 @@ class LiveView:
                 remaining = event.elapsed_seconds / event.step * (event.total_steps - event.step)
                 parts.append(f"ETA {format_seconds(remaining)}")
             parts.append(f"loss {event.loss:.4f}")
+            if "reward_accuracy" in event.metrics:
+                parts.append(f"reward accuracy {event.metrics['reward_accuracy']:.2f}")
             parts.append(f"{event.tokens_per_second:,.0f} tokens/s")
         scored = self.last_scores
         if scored is not None and scored.scores:
@@ -178,6 +184,12 @@ class LiveView:
         if self.redraw_seconds > 0:  # 0 means every event (tests ask for that)
             self._gap = max(self.redraw_seconds, (self._last_draw - began) / MAX_DRAW_SHARE)
         self.redraws += 1
+
+
+def add_point(history: dict, name: str, step: int, value: float) -> None:
+    steps, values = history["scores"].setdefault(name, ([], []))
+    steps.append(step)
+    values.append(value)
 
 
 def format_seconds(seconds: float) -> str:
