@@ -104,6 +104,34 @@ def test_start_pause_chat_save_resume_stop(tiny_model_dir, orders_subset, tmp_pa
     assert dash.chat("cancel my order")["tuned"] is not None  # chat after the run ends
 
 
+def test_requests_through_the_run_folder_steer_a_dashboard_run_and_its_buttons(
+        tiny_model_dir, orders_subset, tmp_path):
+    from workbench.engine.steering import send_request
+
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path, train={
+        "max_steps": 2000, "save_every": 0})
+    dash = dashboard_for(config, redraw_seconds=0.0)
+    dash.start_button.click()
+    wait_for(lambda: dash.live.step >= 2)
+    run_dir = dash.run.run_dir.path
+
+    send_request(run_dir, "pause")  # as `workbench pause RUN_DIR` in a terminal does
+    wait_for(lambda: dash.state == "paused")
+    assert not dash.resume_button.disabled and dash.pause_button.disabled
+    paused_at = dash.live.step
+    time.sleep(0.5)
+    assert dash.live.step == paused_at
+
+    send_request(run_dir, "resume")
+    wait_for(lambda: dash.live.step >= paused_at + 2)
+    assert dash.resume_button.disabled and not dash.pause_button.disabled
+
+    send_request(run_dir, "stop")
+    result = dash.wait(120)
+    assert result.status == "stopped" and paused_at + 2 <= result.summary["step"] < 2000
+    assert "stopped" in status_of(dash) and not dash.start_button.disabled
+
+
 def test_a_bad_dataset_line_turns_the_status_red_and_names_it(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"text": broken\n', encoding="utf-8")

@@ -16,6 +16,7 @@ EPILOG = ("examples:\n"
           "  workbench validate config.yaml --set train.max_steps=50\n"
           "  workbench train config.yaml --set data.path=my.jsonl\n"
           "  workbench train --resume runs/my-run-20261122-101500\n"
+          "  workbench pause runs/my-run-20261122-101500   # also stop, resume, save\n"
           "  workbench generate runs/my-run-20261122-101500 --prompt \"Hello\"\n"
           "  workbench data check my.jsonl\n"
           "  workbench notebook run notebooks/01-quickstart.ipynb -p max_steps 20\n"
@@ -117,7 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
                      "the next free one)")
     add_data_parser(commands)
     add_export_parsers(commands)
+    add_request_parsers(commands)
     return parser
+
+
+REQUEST_HELP = {
+    "stop": "stop a running run at its next optimizer step (a checkpoint and the adapter are "
+            "saved; `workbench train --resume` continues it)",
+    "pause": "pause a running run after its current optimizer step (the model stays loaded)",
+    "resume": "resume a paused run",
+    "save": "save a checkpoint of a running run at its next optimizer step",
+}
+
+
+def add_request_parsers(commands) -> None:
+    """stop, pause, resume, save: requests to a run started anywhere, through its folder."""
+    for action, help_text in REQUEST_HELP.items():
+        request = commands.add_parser(action, help=help_text)
+        request.add_argument("run_dir", metavar="RUN_DIR")
+        request.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                             help="wait up to this long for the run to do it (default: "
+                             "send and return)")
+        request.set_defaults(action=action)
 
 
 def add_data_parser(commands) -> None:
@@ -326,8 +348,8 @@ def cmd_runs(args) -> int:
     else:
         print_table([("run", "<40"), ("status", "<18"), ("step", ">6"), ("loss", ">8"),
                      ("best eval", ">10")],
-                    [(r["run"], r["status"], r["step"] or None, r["final_loss"],
-                      r["best_eval_loss"]) for r in rows])
+                    [(r["run"], "paused" if r["paused"] else r["status"], r["step"] or None,
+                      r["final_loss"], r["best_eval_loss"]) for r in rows])
     return 0
 
 
@@ -484,6 +506,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_request(args) -> int:
+    from workbench.engine.steering import send_request, wait_for
+
+    summary = send_request(args.run_dir, args.action)
+    print(f"asked {args.run_dir} (pid {summary.get('pid')} on {summary.get('host')}) to "
+          f"{args.action}; it does so after its current optimizer step")
+    if args.wait > 0:
+        done = wait_for(args.run_dir, args.action, summary, args.wait)
+        print(done.message)
+        return 0 if done.ok else 1
+    return 0
+
+
 def cmd_lab(args) -> int:
     from workbench.notebooks.lab import launch
 
@@ -505,7 +540,7 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
             "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
             "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep,
-            "lab": cmd_lab, "eval": cmd_eval}
+            "lab": cmd_lab, "eval": cmd_eval, **{action: cmd_request for action in REQUEST_HELP}}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,10 +21,11 @@ METHOD_METRICS = ("reward_accuracy", "reward_margin", "reward_chosen", "reward_r
 class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
                  sample_base_first: bool, elapsed_offset: float = 0.0, evaluator=None,
-                 evaluate_every: int = 0, evaluate_base_first: bool = False):
+                 evaluate_every: int = 0, evaluate_base_first: bool = False, steering=None):
         """`sampler(base)` returns (prompts, completions); `evaluator(base)` returns the
-        fields of an EvalScored event but its step (None: no scores or forgetting check)."""
-        self.emit, self.requests = emit, control
+        fields of an EvalScored event but its step (None: no scores or forgetting check);
+        `steering` a RequestReader (steering.py): requests from other processes."""
+        self.emit, self.requests, self.steering = emit, control, steering
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
         self.sample_base_first = sample_base_first
         self.evaluator, self.evaluate_every = evaluator, evaluate_every
@@ -107,6 +108,7 @@ class EventCallback(TrainerCallback):
         self.emit(event)
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.take_outside_requests()
         if self.sample_every and state.global_step % self.sample_every == 0:
             self.sample(state.global_step)
         if self.evaluate_every and state.global_step % self.evaluate_every == 0:
@@ -127,6 +129,7 @@ class EventCallback(TrainerCallback):
         self.emit(RunPaused(step=state.global_step))
 
         def save_if_asked():
+            self.take_outside_requests()  # a `workbench resume` or `stop` wakes the run
             if self.requests.take_save_request():
                 # The same state Trainer saves right after this hook: step, optimizer and
                 # scheduler are all updated.
@@ -136,6 +139,11 @@ class EventCallback(TrainerCallback):
         self.requests.wait_while_paused(on_poll=save_if_asked)
         self._excluded += time.perf_counter() - paused_at
         self.emit(RunResumed(step=state.global_step))
+
+    def take_outside_requests(self) -> None:
+        """`workbench stop|pause|resume|save RUN_DIR` from any process become Control calls."""
+        if self.steering is not None:
+            self.steering.poll(self.requests)
 
     def sample(self, step: int, base: bool = False) -> None:
         began = time.perf_counter()

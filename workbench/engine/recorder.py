@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 from workbench.engine.rundir import ANSWERS, METRICS, SAMPLES, SUMMARY, RunDir
-from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, SampleGenerated,
-                              StepLogged)
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
+                              RunResumed, SampleGenerated, StepLogged)
 
 
 class RunRecorder:
@@ -41,6 +41,8 @@ class RunRecorder:
                                                     "prompt": prompt, "completion": completion})
         elif isinstance(event, CheckpointSaved):
             self.run_dir.note_checkpoint(event.step, event.path)
+        elif isinstance(event, (RunPaused, RunResumed)):
+            self.run_dir.note_paused(isinstance(event, RunPaused), event.step)
         elif isinstance(event, RunEnded):
             self._write_summary(event)
 

@@ -28,6 +28,7 @@ from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
 from workbench.engine.rundir import (ENVIRONMENT, REFERENCE, RunDir, checkpoint_step,
                                      replace_folder)
+from workbench.engine.steering import RequestReader
 from workbench.errors import RunError
 from workbench.events import Control, RunEnded, fan_out
 
@@ -59,6 +60,7 @@ class Run:
         self.chat = True  # whether prompts get the chat template: set from the data format
         self.loaded: LoadedRun | None = None  # the live model, shaped like a finished run's
         self.callback = None
+        self.steering = None  # reads requests sent to the run folder, once it exists
         self.trainer = None
         self.data_stats: dict = {}
         self.backend = None  # chosen before anything loads, so a missing GPU fails at once
@@ -100,15 +102,16 @@ class Run:
         versions = library_versions()
         if self.resume_dir:
             self.run_dir = RunDir.open(self.resume_dir)
-            self.run_dir.mark_running(checkpoint_step(self.run_dir.last_checkpoint()))
+            session = self.run_dir.mark_running(checkpoint_step(self.run_dir.last_checkpoint()))
         else:
             self.start = resolve_start(self.config)  # a wrong start_from fails here too
             self.run_dir = RunDir.create(self.config.output.runs_dir, self.config.output.name)
             self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
-            self.run_dir.mark_running()
+            session = self.run_dir.mark_running()
             if self.start:
                 record_start(self.run_dir, self.start)
         self.recorder = RunRecorder(self.run_dir)
+        self.steering = RequestReader(self.run_dir, session)  # `workbench stop RUN_DIR` & co.
         try:
             self._setup(splits, versions)
             status = self._train()
@@ -231,7 +234,8 @@ class Run:
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
             evaluator=self._evaluate if self.evaluator else None,
             evaluate_every=cfg.train.eval_every, evaluate_base_first=not self.resume_dir,
-            elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0)
+            elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0,
+            steering=self.steering)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=encoded.train,
                                    eval_dataset=encoded.eval or None,

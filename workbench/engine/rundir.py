@@ -8,7 +8,7 @@ still says `running` while its process is gone was killed: `run_status` calls it
 
     runs/<name>-<timestamp>/
         config.yaml  environment.json  metrics.jsonl  samples.jsonl  answers.jsonl
-        adapter/  checkpoints/  loss.png  summary.json  ratings.jsonl
+        adapter/  checkpoints/  loss.png  summary.json  ratings.jsonl  control.jsonl
         base_adapters/      (a run stacked with lora.start_mode merge: see start_from.py)
 
 `locate_adapter` says what a path names (a run folder, its adapter/ or one of its
@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,20 +184,32 @@ class RunDir:
     def status(self) -> str:
         return run_status(self.summary())
 
-    def mark_running(self, step: int = 0) -> None:
-        """Say, before any work, that a run is under way here and who runs it."""
+    def mark_running(self, step: int = 0) -> str:
+        """Say, before any work, that a run is under way here and who runs it. Returns the
+        session: a fresh token that requests to this process (steering.py) must carry."""
+        session = uuid.uuid4().hex
         self.write_json(SUMMARY, {
             "status": "running", "ended": False, "step": step, "pid": os.getpid(),
-            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "host": socket.gethostname(), "session": session,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "last_checkpoint": None, "run_dir": str(self.path),
             "note": "the run has not ended; if its process is gone it was interrupted and "
                     f"`workbench train --resume {self.path}` continues from the last checkpoint"})
+        return session
 
     def note_checkpoint(self, step: int, path: Path) -> None:
         """Record progress in a running summary, so an interrupted run says how far it got."""
         summary = self.summary()
         if summary.get("status") == "running":
             self.write_json(SUMMARY, {**summary, "step": step, "last_checkpoint": str(path)})
+
+    def note_paused(self, paused: bool, step: int) -> None:
+        """Say in a running summary whether the run is paused now (and at which step), so
+        `workbench runs` and a sender of requests can see it."""
+        summary = self.summary()
+        if summary.get("status") == "running":
+            self.write_json(SUMMARY, {**summary, "paused": paused, "paused_at": step if paused
+                                      else None})
 
     def checkpoints(self) -> list[Path]:
         """The complete checkpoints (a torn one has no trainer_state.json), by step."""
@@ -281,6 +294,7 @@ def list_runs(runs_dir: str | Path) -> list[dict]:
         summary = RunDir(path).summary()
         rows.append({"run": path.name, "path": str(path),
                      "status": run_status(summary),
+                     "paused": bool(summary.get("paused")) and run_status(summary) == "running",
                      "step": summary.get("step"), "final_loss": summary.get("final_loss"),
                      "best_eval_loss": summary.get("best_eval_loss")})
     return rows

@@ -24,7 +24,7 @@ from workbench.engine.preview import preview
 from workbench.engine.run import Run, RunResult
 from workbench.engine.rundir import RATINGS
 from workbench.errors import RunError, WorkbenchError
-from workbench.events import Control
+from workbench.events import Control, RunPaused, RunResumed
 from workbench.plots.loss import LossChartFile
 from workbench.secrets import redact
 from workbench.ui.chat import ChatPanel
@@ -139,7 +139,7 @@ class Dashboard(widgets.VBox):
         self.live.reset()
         self.chat_panel.clear()
         self.error_pane.layout.display = "none"
-        sinks = [self.live, LossChartFile()] + self.extra_sinks
+        sinks = [self.live, self._follow_pauses, LossChartFile()] + self.extra_sinks
         if not self.interactive:
             from workbench.console import ConsoleSink
 
@@ -219,6 +219,14 @@ class Dashboard(widgets.VBox):
             self.form.set_disabled(False)
             self._set_buttons("ended")
             self.history.refresh(self.run.config.output.runs_dir)
+
+    def _follow_pauses(self, event) -> None:
+        """A pause or resume asked from elsewhere (`workbench pause RUN_DIR` in a terminal)
+        shows in the buttons as if pressed here."""
+        if isinstance(event, RunPaused):
+            self._set_buttons("paused")
+        elif isinstance(event, RunResumed) and not self.control.stop_requested:
+            self._set_buttons("running")
 
     def _show_failure(self, exc: BaseException) -> None:
         expected = isinstance(exc, WorkbenchError)

@@ -1,0 +1,151 @@
+"""Steering a run from its folder: `workbench stop|pause|resume|save RUN_DIR` from another
+process, honoured at the next optimizer step; requests reach only the process they were
+sent to."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from conftest import tiny_config
+from test_cli import workbench, write_tiny_config
+
+
+def wait_until(condition, seconds=120, what="the run"):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric_steps(run_dir) -> list[int]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()
+            if line.endswith("}") and '"loss"' in line]
+
+
+def test_a_cli_run_is_paused_saved_resumed_and_stopped_from_another_process(tiny_model_dir,
+                                                                            tmp_path):
+    path = write_tiny_config(tmp_path, tiny_model_dir, "steered", max_steps=5000,
+                             eval_fraction=0)
+    log = open(tmp_path / "train.log", "w")  # a file, never an undrained pipe
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(path), "--quiet"],
+                               stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        run_dir = wait_until(lambda: next((p.parent for p in (tmp_path / "runs").glob(
+            "steered-*/metrics.jsonl") if len(metric_steps(p.parent)) >= 2), None),
+            what="training to start")
+
+        paused = workbench("pause", str(run_dir), "--wait", "60")
+        assert paused.returncode == 0, paused.stdout + paused.stderr
+        assert "is paused at step" in paused.stdout
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == "running" and summary["paused"] is True
+        listed = workbench("runs", "--runs-dir", str(tmp_path / "runs"))
+        assert "steered-" in listed.stdout and " paused " in listed.stdout, listed.stdout
+        steps_while_paused = metric_steps(run_dir)
+        time.sleep(1.5)
+        assert metric_steps(run_dir) == steps_while_paused, "a paused run kept training"
+
+        saved = workbench("save", str(run_dir), "--wait", "60")  # honoured while paused
+        assert saved.returncode == 0, saved.stdout + saved.stderr
+        paused_at = summary["paused_at"]
+        assert (run_dir / "checkpoints" / f"checkpoint-{paused_at}" / "trainer_state.json").exists()
+
+        resumed = workbench("resume", str(run_dir), "--wait", "60")
+        assert resumed.returncode == 0 and "running again" in resumed.stdout, resumed.stderr
+        wait_until(lambda: metric_steps(run_dir)[-1] > paused_at + 2, what="training to go on")
+
+        stopped = workbench("stop", str(run_dir), "--wait", "120")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert process.wait(timeout=120) == 0, (tmp_path / "train.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped" and paused_at + 2 < summary["step"] < 5000
+    assert (run_dir / "checkpoints" / f"checkpoint-{summary['step']}").is_dir()
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+
+    again = workbench("stop", str(run_dir))
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "is not running (status: stopped)" in again.stderr
+    assert f"workbench train --resume {run_dir}" in again.stderr
+
+
+def test_a_request_left_for_an_earlier_process_does_not_stop_the_resumed_run(
+        tiny_model_dir, orders_subset, tmp_path):
+    from workbench.engine.run import Run
+    from workbench.engine.steering import send_request
+    from workbench.events import StepLogged
+
+    def stop_at_step_3(event):
+        if isinstance(event, StepLogged) and event.step == 3:
+            send_request(run.run_dir.path, "stop")  # through the folder, as another process
+
+    run = Run(tiny_config(tiny_model_dir, orders_subset, tmp_path / "runs",
+                          train={"max_steps": 6, "save_every": 3}), sinks=[stop_at_step_3])
+    first = run.execute()
+    assert first.status == "stopped" and first.summary["step"] == 4  # after the next step
+    left_behind = (first.run_dir / "control.jsonl").read_text().splitlines()
+    assert [json.loads(line)["action"] for line in left_behind] == ["stop"]
+
+    resumed = Run.resume(first.run_dir).execute()
+    assert resumed.status == "finished" and resumed.summary["step"] == 6
+
+
+def test_requests_reach_only_the_run_and_the_process_they_were_sent_to(tmp_path):
+    from workbench.engine.rundir import RunDir
+    from workbench.engine.steering import RequestReader, send_request
+    from workbench.events import Control
+
+    runs = []
+    for name in ("a", "b"):  # two runs in the same runs folder
+        folder = RunDir(tmp_path / "runs" / name)
+        folder.path.mkdir(parents=True)
+        (folder.path / "config.yaml").write_text("{}\n")
+        runs.append((folder, RequestReader(folder, folder.mark_running()), Control()))
+    (a, reader_a, control_a), (b, reader_b, control_b) = runs
+
+    send_request(a.path, "pause")
+    assert reader_b.poll(control_b) == [] and not control_b.pause_requested
+    assert reader_a.poll(control_a) == ["pause"] and control_a.pause_requested
+    assert reader_a.poll(control_a) == []  # each request is applied once
+
+    with open(a.file("control.jsonl"), "a") as handle:  # a sender still writing its line
+        handle.write('{"session": "' + reader_a.session + '", "action": "resume"')
+    assert reader_a.poll(control_a) == [] and control_a.pause_requested
+    with open(a.file("control.jsonl"), "a") as handle:
+        handle.write("}\n")
+    assert reader_a.poll(control_a) == ["resume"] and not control_a.pause_requested
+
+    a.mark_running()  # the run resumed in a new process: the old reader's session is gone
+    send_request(a.path, "stop")
+    assert reader_a.poll(control_a) == [] and not control_a.stop_requested
+
+
+def test_requests_to_a_folder_that_is_not_a_running_run_say_so(tmp_path):
+    not_a_run = workbench("pause", str(tmp_path))
+    assert not_a_run.returncode == 2 and "Traceback" not in not_a_run.stderr
+    assert "is not a run folder" in not_a_run.stderr
+
+    killed = tmp_path / "killed-run"
+    killed.mkdir()
+    (killed / "config.yaml").write_text("{}\n")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (killed / "summary.json").write_text(json.dumps(
+        {"status": "running", "pid": int(dead), "host": socket.gethostname(), "session": "x"}))
+    result = workbench("stop", str(killed))
+    assert result.returncode == 2 and "is not running (status: interrupted)" in result.stderr
+    assert "continues from its last checkpoint" in result.stderr
+    assert not (killed / "control.jsonl").exists(), "a request was left for nobody"

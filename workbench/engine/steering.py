@@ -1,0 +1,137 @@
+"""Steer a run from its folder: `workbench stop|pause|resume|save RUN_DIR` act on a run
+started anywhere (another terminal, a papermill job, a cluster node that shares the
+filesystem), at its next optimizer step, exactly like the in-process `Control`.
+
+    send_request(run_dir, "pause")          # the sender: any process
+    reader = RequestReader(run_dir, session)
+    reader.poll(control)                    # the run, after every optimizer step
+
+A request is one JSON line appended to the run's `control.jsonl`, addressed to the
+process that runs the folder now: the `session` in summary.json, a fresh token each
+time a run starts or resumes. So a request left behind for an earlier process is never
+honoured by a resumed one, and a run reads only its own folder's file, never another
+run's. One short `write` in append mode is not torn by another sender on a local or NFS
+filesystem, and the reader only takes complete lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.engine.rundir import RunDir, run_status
+from workbench.errors import RunError
+
+REQUESTS = "control.jsonl"
+ACTIONS = ("stop", "pause", "resume", "save")
+
+# What to say when the run is not running: the next step for each status.
+NOT_RUNNING_HINTS = {
+    "finished": "it has ended; `workbench generate {run}` uses its adapter",
+    "stopped": "it was stopped; `workbench train --resume {run}` continues it",
+    "failed": "it failed (summary.json says why); `workbench train --resume {run}` continues "
+              "from its last checkpoint",
+    "interrupted": "its process is gone; `workbench train --resume {run}` continues from its "
+                   "last checkpoint",
+    "unknown": "it has no summary.json yet",
+}
+
+
+def send_request(run_dir: str | Path, action: str) -> dict:
+    """Ask the run in `run_dir` to `action` (stop, pause, resume, save) at its next optimizer
+    step; returns the running summary it was addressed to. Raises RunError when the folder
+    is not a run or the run is not running."""
+    if action not in ACTIONS:
+        raise RunError(f"unknown request {action!r}; use one of: {', '.join(ACTIONS)}")
+    folder = RunDir.open(run_dir)  # not a run folder: says so
+    summary = folder.summary()
+    status = run_status(summary)
+    if status != "running":
+        hint = NOT_RUNNING_HINTS.get(status, "").format(run=folder.path)
+        raise RunError(f"{folder.path} is not running (status: {status}): {hint}; nothing was sent")
+    session = summary.get("session")
+    if not session:
+        raise RunError(f"{folder.path} was started by a workbench that does not read requests; "
+                       "stop it with Ctrl-C (or SIGTERM) in its own process")
+    line = json.dumps({"session": session, "action": action,
+                       "sent": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       "by": f"{socket.gethostname()}:{os.getpid()}"}) + "\n"
+    with open(folder.file(REQUESTS), "a", encoding="utf-8") as handle:
+        handle.write(line)
+    return summary
+
+
+class RequestReader:
+    """The running side: this session's new requests in `control.jsonl`, turned into
+    `Control` calls. A poll with nothing new costs one `stat`."""
+
+    def __init__(self, run_dir: RunDir, session: str):
+        self.path = run_dir.file(REQUESTS)
+        self.session = session
+        self.offset = 0  # from the start: earlier sessions' lines are skipped by their token
+
+    def poll(self, control) -> list[str]:
+        """Apply every new request addressed to this session; returns their actions."""
+        try:
+            if self.path.stat().st_size <= self.offset:
+                return []
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits
+        self.offset += len(complete)
+        actions = []
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue  # a stray line must not stop training
+            if not isinstance(request, dict) or request.get("session") != self.session:
+                continue
+            action = request.get("action")
+            if action in ACTIONS:
+                apply(control, action)
+                actions.append(action)
+        return actions
+
+
+def apply(control, action: str) -> None:
+    {"stop": control.stop, "pause": control.pause, "resume": control.resume,
+     "save": control.save_now}[action]()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+
+
+def wait_for(run_dir: str | Path, action: str, sent_to: dict, seconds: float,
+             poll_seconds: float = 0.2) -> Outcome:
+    """Wait up to `seconds` for the run to show in summary.json that it did `action`
+    (`sent_to`: the summary `send_request` returned)."""
+    folder = RunDir(run_dir)
+    deadline = time.monotonic() + seconds
+    while True:
+        summary = folder.summary()
+        status = run_status(summary)
+        if summary.get("session") != sent_to.get("session") or status != "running":
+            ended = f"{folder.path} is {status} at step {summary.get('step')}"
+            return Outcome(action == "stop", ended if action == "stop" else
+                           f"{ended}: it ended before it could {action}")
+        if action == "pause" and summary.get("paused"):
+            return Outcome(True, f"{folder.path} is paused at step {summary.get('paused_at')}")
+        if action == "resume" and not summary.get("paused"):
+            return Outcome(True, f"{folder.path} is running again")
+        if action == "save" and summary.get("last_checkpoint") != sent_to.get("last_checkpoint"):
+            return Outcome(True, f"{folder.path} saved {summary.get('last_checkpoint')}")
+        if time.monotonic() >= deadline:
+            return Outcome(False, f"{folder.path} has not done it after {seconds:g} s; the "
+                           "request stays and is honoured after its current optimizer step")
+        time.sleep(poll_seconds)
