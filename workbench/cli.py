@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", type=positive_int, metavar="STEP",
                           help="score the adapter saved at this step instead of the final one")
 
+    rewards = commands.add_parser("rewards", help="the reward test bench for train.method grpo")
+    reward_steps = rewards.add_subparsers(dest="rewards_command", required=True)
+    check_rewards = reward_steps.add_parser(
+        "check", help="sample answers from the model as the config would start it and run "
+        "every reward function on them: mean, spread, groups with no variance, errors")
+    check_rewards.add_argument("config")
+    check_rewards.add_argument("--set", action="append", default=[],
+                               metavar="SECTION.KEY=VALUE")
+    check_rewards.add_argument("--prompts", type=positive_int, default=4,
+                               help="prompts answered (default 4)")
+    check_rewards.add_argument("--answers", type=positive_int, default=8,
+                               help="answers shown with their rewards (default 8)")
+
     lab = commands.add_parser("lab", help="open JupyterLab on the workbench's notebooks (the "
                               "quickstart by default); other options go to jupyter lab",
                               description="Starts JupyterLab with a notebook open; it prints "
@@ -484,6 +497,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_rewards(args) -> int:
+    from workbench.config import load_config
+    from workbench.engine.reward_check import check_config
+
+    config = load_config(args.config, args.set)
+    report = check_config(config, args.prompts)
+    print(report.summary(args.answers))
+    problems = report.problems()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
+
+
 def cmd_lab(args) -> int:
     from workbench.notebooks.lab import launch
 
@@ -505,7 +531,7 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
             "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
             "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep,
-            "lab": cmd_lab, "eval": cmd_eval}
+            "lab": cmd_lab, "eval": cmd_eval, "rewards": cmd_rewards}
 
 if __name__ == "__main__":
     sys.exit(main())
