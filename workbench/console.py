@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from workbench.evaluation.general import flagged
-from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
-                              RunResumed, RunStarted, SampleGenerated, StepLogged)
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RolloutSampled, RunEnded,
+                              RunPaused, RunResumed, RunStarted, SampleGenerated, StepLogged)
 from workbench.secrets import redact
 
 
@@ -38,6 +38,12 @@ class ConsoleSink:
                     f"perplexity {event.perplexity:.2f}")
         if isinstance(event, EvalScored):
             return scores_line(event)
+        if isinstance(event, RolloutSampled) and self.show_samples and event.step % 10 == 1:
+            best = max(range(len(event.rewards)), key=lambda i: event.rewards[i]
+                       if event.rewards[i] == event.rewards[i] else float("-inf"))
+            return (f"sampled (step {event.step}), the best answer of the rollout, reward "
+                    f"{event.rewards[best]:.2f}:\n  > {_short(event.prompts[best])}\n    "
+                    f"{_short(event.completions[best], 200)}")
         if isinstance(event, SampleGenerated) and self.show_samples:
             who = "base model" if not event.adapter else f"step {event.step}"
             lines = [f"samples ({who}):"]
@@ -62,7 +68,18 @@ class ConsoleSink:
 
 
 def _rewards(metrics: dict, prefix: str = "") -> str:
-    """`  reward acc 0.75 margin +0.52 (kl 0.10)` for a preference run's metrics."""
+    """`  reward acc 0.75 margin +0.52 (kl 0.10)` for a preference run's metrics; `  reward
+    0.62 +- 0.30 (json_valid 0.80) len 21` for a reward-tuning run's."""
+    if "reward" in metrics:
+        parts = [f"  reward {metrics['reward']:.2f} +- {metrics.get('reward_std', 0):.2f}"]
+        functions = [f"{k[7:]} {v:.2f}" for k, v in metrics.items()
+                     if k.startswith("reward/") and not k.endswith("/std")]
+        if len(functions) > 1:
+            parts.append(f"({', '.join(functions)})")
+        parts.append(f"len {metrics.get('completion_length', 0):.0f}")
+        if metrics.get("kl") is not None:
+            parts.append(f"kl {metrics['kl']:.3f}")
+        return " ".join(parts)
     accuracy, margin = metrics.get(f"{prefix}reward_accuracy"), metrics.get(f"{prefix}reward_margin")
     text = f"  reward acc {accuracy:.2f}" if accuracy is not None else ""
     text += f" margin {margin:+.2f}" if margin is not None else ""

@@ -67,9 +67,9 @@ def encode_splits(splits: Splits, tokenizer, data: DataSettings, method: str = "
     if method == "grpo":
         from workbench.data.rollouts import prompt_rows
 
+        # held out: prompts for eval.scorers (a rollout has no held-out loss)
         stats = {"format": splits.format, "method": method,
-                 "train": {"examples": len(splits.train)}, "eval": {"examples": 0,
-                                                                     "held_out_prompts": len(splits.eval)}}
+                 "train": {"examples": len(splits.train)}, "eval": {"examples": len(splits.eval)}}
         return EncodedSplits(prompt_rows(splits.train), [], stats)
     if method != "sft":
         return _encode_preference(splits, tokenizer, data, method, max_prompt_length)
