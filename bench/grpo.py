@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, peak_rss_mb
+from common import machine, median_step, peak_rss_mb, step_clock
 
 PROMPTS, GENERATIONS, NEW_TOKENS = 2, 4, 48
 
@@ -111,7 +111,7 @@ def step_trl(steps: int) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
     from trl import GRPOConfig, GRPOTrainer
 
     from workbench.backends.loading import load_tokenizer
@@ -132,12 +132,7 @@ def step_trl(steps: int) -> dict:
             return _r.function(["" for _ in texts], texts, **columns)
         function.__name__ = reward.name
         functions.append(function)
-    marks = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            marks.append(time.perf_counter())
-
+    clock, marks = step_clock()
     with tempfile.TemporaryDirectory() as folder:
         args = GRPOConfig(output_dir=folder, bf16=False, use_cpu=True, max_steps=steps,
                           per_device_train_batch_size=PROMPTS * GENERATIONS,
@@ -147,15 +142,14 @@ def step_trl(steps: int) -> dict:
                           beta=0.0)
         trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args,
                               train_dataset=dataset, processing_class=tokenizer,
-                              callbacks=[Clock()],
+                              callbacks=[clock],
                               peft_config=LoraConfig(r=16, lora_alpha=32,
                                                      target_modules="all-linear",
                                                      task_type="CAUSAL_LM"))
         began = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - began
-    times = [b - a for a, b in zip(marks, marks[1:])]
-    return {"who": "trl 1.9.2 GRPOTrainer", "median_step_seconds": round(statistics.median(times), 2),
+    return {"who": "trl 1.9.2 GRPOTrainer", "median_step_seconds": median_step(marks),
             "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_rss_mb())}
 
 

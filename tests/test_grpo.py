@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_config
+from conftest import lora_policy, tiny_config
 from workbench.engine.rundir import RunDir
 from workbench.engine.run import Run
 from workbench.errors import ConfigError
@@ -49,21 +49,7 @@ def test_group_relative_advantages_on_fixed_rewards(rewards, expected):
 
 @pytest.fixture
 def tiny_policy(tiny_model_dir):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from workbench.backends.loading import load_tokenizer
-
-    torch.manual_seed(3)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
-                                      task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.05)
-    return model, load_tokenizer(tiny_model_dir, False)
+    return lora_policy(tiny_model_dir, seed=3)
 
 
 @pytest.mark.parametrize("loss,beta", [("grpo", 0.0), ("bnpo", 0.0), ("dr_grpo", 0.0),

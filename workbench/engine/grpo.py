@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from workbench.data.encoding import render_chat
 from workbench.evaluation.rewards import Reward, call_reward
 
-HEAD_CHUNK_ROWS = 1024
 STD_EPSILON = 1e-4  # as TRL: a group whose rewards all agree gets advantage 0, not 0/0
 
 
@@ -168,34 +167,18 @@ def token_logps(model, rollout: Rollout, temperature: float):
     """Per answer token: log p(token) under the model at this temperature, as [answers,
     completion] (0 outside the mask)."""
     import torch
-    from torch.utils.checkpoint import checkpoint
+
+    from workbench.engine.trainer import token_logps as head_logps
 
     hidden = model.get_decoder()(input_ids=rollout.input_ids,
                                  attention_mask=rollout.attention_mask).last_hidden_state
     width = rollout.prompt_width
     targets = rollout.input_ids[:, width:]
     keep = rollout.completion_mask.bool()
-    selected = hidden[:, width - 1:-1][keep]
-    wanted = targets[keep]
-    head = model.get_output_embeddings()
-    parts = []
-    for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
-        rows = slice(start, start + HEAD_CHUNK_ROWS)
-        if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
-            parts.append(checkpoint(_scaled_logps, head, selected[rows], wanted[rows],
-                                    temperature, use_reentrant=False))
-        else:
-            parts.append(_scaled_logps(head, selected[rows], wanted[rows], temperature))
     out = hidden.new_zeros(targets.shape, dtype=torch.float32)
-    out[keep] = torch.cat(parts) if parts else out[keep]
+    out[keep] = head_logps(model.get_output_embeddings(), hidden[:, width - 1:-1][keep],
+                           targets[keep], temperature)
     return out
-
-
-def _scaled_logps(head, hidden, targets, temperature: float):
-    import torch
-
-    logits = head(hidden).float() / temperature
-    return torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
 def grpo_loss(logps, rollout: Rollout, settings, ref_logps=None):

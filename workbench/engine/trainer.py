@@ -29,27 +29,51 @@ HEAD_CHUNK_ROWS = 1024
 STAGING = ".saving"  # checkpoints are written here, then renamed into place
 
 
+def head_chunks(function, head, hidden, targets, *args) -> list:
+    """`function(head, hidden_rows, target_rows, *args)` over chunks of HEAD_CHUNK_ROWS rows:
+    only the chunk's vocabulary logits exist at a time, and with gradients each chunk is
+    recomputed in backward instead of kept (the selective loss, DPO and GRPO use this)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    parts = []
+    for start in range(0, targets.numel(), HEAD_CHUNK_ROWS):
+        rows = slice(start, start + HEAD_CHUNK_ROWS)
+        if torch.is_grad_enabled() and targets.numel() > HEAD_CHUNK_ROWS:
+            parts.append(checkpoint(function, head, hidden[rows], targets[rows], *args,
+                                    use_reentrant=False))
+        else:
+            parts.append(function(head, hidden[rows], targets[rows], *args))
+    return parts
+
+
+def token_logps(head, hidden, targets, temperature: float = 1.0):
+    """log p(target) per row, from the logits divided by `temperature`, in chunks."""
+    import torch
+
+    parts = head_chunks(_token_logps, head, hidden, targets, temperature)
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def _token_logps(head, hidden, targets, temperature: float):
+    import torch
+
+    logits = head(hidden).float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+
+
 def selective_head_loss(model, inputs, num_items_in_batch=None):
     """Mean cross-entropy over trained tokens, computing logits only at those positions."""
     import torch
-    from torch.utils.checkpoint import checkpoint
 
     hidden = model.get_decoder()(input_ids=inputs["input_ids"],
                                  attention_mask=inputs["attention_mask"],
                                  position_ids=inputs.get("position_ids")).last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
-    selected, wanted = hidden[:, :-1][keep], targets[keep]
     head = model.get_output_embeddings()
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
-        rows = slice(start, start + HEAD_CHUNK_ROWS)
-        if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
-            # recompute this chunk's logits in backward instead of keeping them
-            total = total + checkpoint(_head_loss, head, selected[rows], wanted[rows],
-                                       use_reentrant=False)
-        else:
-            total = total + _head_loss(head, selected[rows], wanted[rows])
+    total = sum(head_chunks(_head_loss, head, hidden[:, :-1][keep], targets[keep]),
+                hidden.new_zeros((), dtype=torch.float32))
     count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
     return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)
 
