@@ -125,6 +125,19 @@ def test_a_grpo_run_logs_rewards_and_rollouts_and_finishes(tiny_model_dir, order
                                                                      "max_words:6"]
 
 
+def test_a_grpo_run_accumulates_with_gradient_checkpointing(tiny_model_dir, orders_subset,
+                                                             tmp_path):
+    """The workshop profile's memory savers: one prompt's group per pass, two passes a step,
+    and gradient checkpointing in the passes (sampling still uses the KV cache)."""
+    config = grpo_config(tiny_model_dir, orders_subset, tmp_path / "runs", max_steps=2,
+                         batch_size=4, grad_accum=2, gradient_checkpointing=True, save_every=0)
+    result = Run(config).execute()
+    rows = [r for r in RunDir(result.run_dir).metrics() if "loss" in r]
+    assert result.status == "finished" and [r["step"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r["loss"]) and "reward" in r and r["grad_norm"] is not None
+               for r in rows)
+
+
 def test_a_grpo_run_resumes_and_continues(tiny_model_dir, orders_subset, tmp_path):
     from workbench.events import Control, StepLogged
 

@@ -30,14 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="fine-tune the demo model on the bundled task and "
                                "compare base vs tuned answers")
-    demo.add_argument("--steps", type=positive_int, default=60, help="optimizer steps (default 60)")
+    demo.add_argument("--steps", type=positive_int, default=None,
+                      help="optimizer steps (default 60; grpo: 30, after 4 supervised ones)")
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--profile", choices=("laptop", "workshop"), default="laptop",
                       help="workshop: half the batch per pass and gradient checkpointing, "
                       "for about 2 GB of memory")
-    demo.add_argument("--method", choices=("sft", "dpo", "kto"), default="sft",
+    demo.add_argument("--method", choices=("sft", "dpo", "kto", "grpo"), default="sft",
                       help="sft (default): turn messages into JSON orders; dpo or kto: learn "
-                      "to answer in one sentence from preference pairs")
+                      "to answer in one sentence from preference pairs; grpo: the JSON "
+                      "orders from rewards checked by code")
 
     validate = commands.add_parser("validate", help="check a config without loading anything")
     validate.add_argument("config", nargs="?")

@@ -204,10 +204,14 @@ class GrpoSettings:
 class EvalSettings:
     scorers: list[str] = setting(
         [], "Task scores of held-out answers, logged as `score/<name>` at the start (adapter "
-        "off), at every evaluation and at the end: `exact`, `json_equal`, `json_valid`, "
+        "off), every `eval.every` steps and at the end: `exact`, `json_equal`, `json_valid`, "
         "`contains`, `regex:PATTERN`, `max_words:N`, or `module:function` of your own.")
     data: str | None = setting(
         None, "Examples to score (any dataset format with answers); null: the held-out split.")
+    every: int | None = setting(
+        None, "Score every N steps; null: with the held-out loss (train.eval_every); 0: only "
+        "at the start and the end (answering is the slow part: on a CPU a scoring takes as "
+        "long as several training steps).", ge=0)
     max_examples: int = setting(32, "Prompts answered per evaluation, at most (greedy, "
                                 "batched).", ge=1, le=100000)
     max_new_tokens: int | None = setting(
@@ -387,17 +391,15 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 
 def field_types(f: dataclasses.Field) -> tuple:
     """The types a field accepts, e.g. (int, NoneType) for `int | None`."""
-    return _flatten(_annotations()[f.name] if isinstance(f.type, str) else f.type)
+    return _flatten(_resolve(f.type) if isinstance(f.type, str) else f.type)
 
 
 @functools.cache
-def _annotations() -> dict:
-    """Every settings field's annotation, resolved (this module uses postponed annotations;
-    field names are unique across the sections)."""
-    hints = {}
-    for cls in SECTIONS.values():
-        hints.update(typing.get_type_hints(cls))
-    return hints
+def _resolve(annotation: str):
+    """A postponed annotation ("int | None") as the type it names. Resolved per field, not
+    by name: two sections may share a field name with different types (sample.every is an
+    integer, eval.every may be null). The text is this module's own source."""
+    return eval(annotation, globals())  # noqa: S307
 
 
 def config_field(key: str) -> dataclasses.Field:

@@ -45,7 +45,8 @@ class ConsoleSink:
                     f"{event.rewards[best]:.2f}:\n  > {_short(event.prompts[best])}\n    "
                     f"{_short(event.completions[best], 200)}")
         if isinstance(event, SampleGenerated) and self.show_samples:
-            who = "base model" if not event.adapter else f"step {event.step}"
+            who = ("base model" if not event.adapter else
+           "the adapter this run continues" if event.step == 0 else f"step {event.step}")
             lines = [f"samples ({who}):"]
             for prompt, answer in zip(event.prompts, event.completions):
                 lines.append(f"  > {_short(prompt)}\n    {_short(answer, 200)}")
@@ -89,7 +90,8 @@ def _rewards(metrics: dict, prefix: str = "") -> str:
 
 def scores_line(event: EvalScored) -> str:
     """`scores at step 20: json_equal 0.85 (24 answers, 6 s); general text loss +3.1%`."""
-    who = "base model" if not event.adapter else f"step {event.step}"
+    who = ("base model" if not event.adapter else
+           "the adapter this run continues" if event.step == 0 else f"step {event.step}")
     parts = [f"scores ({who}): " + ", ".join(f"{name} {value:.2f}" for name, value in
                                               event.scores.items())
              + f" ({event.examples} answers, {event.seconds:.0f} s)"] if event.scores else []

@@ -34,14 +34,18 @@ def method_metrics(logs: dict, evaluation: bool = False) -> dict:
 class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
                  sample_base_first: bool, elapsed_offset: float = 0.0, evaluator=None,
-                 evaluate_every: int = 0, evaluate_base_first: bool = False):
+                 evaluate_every: int = 0, evaluate_base_first: bool = False,
+                 evaluate_start_first: bool = False):
         """`sampler(base)` returns (prompts, completions); `evaluator(base)` returns the
-        fields of an EvalScored event but its step (None: no scores or forgetting check)."""
+        fields of an EvalScored event but its step (None: no scores or forgetting check).
+        `evaluate_start_first`: also score step 0 with the adapter on, for a run that
+        continues an earlier adapter (there the adapter off is not where it starts)."""
         self.emit, self.requests = emit, control
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
         self.sample_base_first = sample_base_first
         self.evaluator, self.evaluate_every = evaluator, evaluate_every
         self.evaluate_base_first = evaluate_base_first and evaluator is not None
+        self.evaluate_start_first = evaluate_start_first and evaluator is not None
         self.scored: list[EvalScored] = []  # every evaluation of this run, resumes included
         self.trainer = None  # set by the engine once the Trainer exists
         self.stopped_by_request = False
@@ -79,6 +83,8 @@ class EventCallback(TrainerCallback):
             self.sample(0, base=True)  # the untuned model's answers, for comparison
         if self.evaluate_base_first:
             self.score(0, base=True)  # the untuned model's scores and general-text loss
+        if self.evaluate_start_first:
+            self.score(0)  # the earlier adapter this run continues, before any step
         self._clock_start = self._last_log_time = time.perf_counter()
         self._excluded = 0.0
 

@@ -132,9 +132,16 @@ class Run:
 
     # -- setup ---------------------------------------------------------------------------
 
+    @property
+    def continues_adapter(self) -> bool:
+        """Trains an earlier run's adapter further: with it off, the model is not where
+        this run starts (with `merge`, or no start_from, it is)."""
+        lora = self.config.lora
+        return bool(lora.start_from) and lora.start_mode == "continue"
+
     def _setup(self, splits, versions: dict) -> None:
         self.bundle = self.backend.load(self.config, **self._start_adapters())
-        if self.config.lora.start_from and self.config.lora.start_mode == "continue":
+        if self.continues_adapter:
             kept = self.bundle.model.peft_config["default"]
             self.bundle.notes.append(
                 f"lora.start_mode continue: the earlier adapter trains on with its own settings "
@@ -209,9 +216,8 @@ class Run:
         """Which saved adapters a stacked run loads: those merged beneath (copied into its
         folder), and in `continue` mode the adapter it trains further, which on resume is
         the one in its last checkpoint."""
-        lora = self.config.lora
         kwargs = {"base_adapters": [str(p) for p in self.run_dir.base_adapter_dirs()]}
-        if lora.start_from and lora.start_mode == "continue":
+        if self.continues_adapter:
             start = self.start.adapter if self.start else self.run_dir.last_checkpoint()
             kwargs["adapter_dir"] = str(start)
         return kwargs
@@ -249,7 +255,8 @@ class Run:
             sample_every=cfg.sample.every, sampler=self._sample,
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
             evaluator=self._evaluate if self.evaluator else None,
-            evaluate_every=cfg.train.eval_every, evaluate_base_first=not self.resume_dir,
+            evaluate_every=cfg.train.eval_every if cfg.eval.every is None else cfg.eval.every, evaluate_base_first=not self.resume_dir,
+            evaluate_start_first=not self.resume_dir and self.continues_adapter,
             elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=encoded.train,
@@ -386,10 +393,13 @@ def evaluation_summary(scored: list) -> dict:
     if not scored:
         return {}
     base = next((e for e in scored if not e.adapter), None)
+    start = next((e for e in scored if e.adapter and e.step == 0), None)  # continued adapters
     final = next((e for e in reversed(scored) if e.adapter), None)
     summary = {"scores": {"base": base.scores if base else None,
                           "final": final.scores if final else None,
                           "final_step": final.step if final else None}}
+    if start is not None and start is not final:
+        summary["scores"]["start"] = start.scores
     if (base and base.general_loss is not None) or (final and final.general_loss is not None):
         change = final.general_change if final else None
         summary["general_text"] = {"base_loss": base.general_loss if base else None,
