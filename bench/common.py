@@ -78,3 +78,21 @@ def demo_rows(max_length: int = 256, fmt_path: str | None = None):
                             max_length=max_length)
     encoded = encode_splits(load_splits(settings, 0), tokenizer, settings)
     return source, tokenizer, encoded.train
+
+
+def step_clock():
+    """A TrainerCallback that notes the time at each optimizer step's end, and those times;
+    the differences are step times, for trainers the workbench does not time itself."""
+    from transformers import TrainerCallback
+
+    marks: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            marks.append(time.perf_counter())
+
+    return Clock(), marks
+
+
+def median_step(marks: list[float]) -> float:
+    return round(statistics.median(b - a for a, b in zip(marks, marks[1:])), 2)

@@ -1,7 +1,7 @@
 """Benchmark 9: what evaluation costs in a demo run.
 
-Runs `workbench demo`'s config (60 steps; the json_equal scorer on 30 held-out messages at
-steps 0 (adapter off), 20, 40 and 60, and the forgetting check on the shipped general
+Runs `workbench demo`'s config (60 steps; the json_equal scorer on 20 held-out messages at
+steps 0 (adapter off) and 60 (eval.every 0), and the forgetting check on the shipped general
 text) and reports the seconds the run spent evaluating (each evaluation's own clock, in
 metrics.jsonl) against its wall time, and answer tokens per second. `--without` runs the
 same config with evaluation off, for the wall-time difference.

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, peak_rss_mb
+from common import machine, median_step, peak_rss_mb, step_clock
 
 BATCH = 4
 
@@ -67,7 +67,7 @@ def run_trl(steps: int, count: int) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
     from workbench.backends.loading import load_tokenizer
@@ -81,19 +81,14 @@ def run_trl(steps: int, count: int) -> dict:
                                      if k == "prompt" else [{"role": "assistant",
                                                              "content": r[k]}]
                                      for r in rows] for k in ("prompt", "chosen", "rejected")})
-    marks = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            marks.append(time.perf_counter())
-
+    clock, marks = step_clock()
     with tempfile.TemporaryDirectory() as folder:
         args = DPOConfig(output_dir=folder, bf16=False, use_cpu=True, max_steps=steps,
                          per_device_train_batch_size=BATCH, learning_rate=1e-4, max_length=512,
                          gradient_checkpointing=False, logging_steps=1, report_to="none",
                          save_strategy="no", beta=0.1, dataloader_num_workers=0)
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
-                             processing_class=tokenizer, callbacks=[Clock()],
+                             processing_class=tokenizer, callbacks=[clock],
                              peft_config=LoraConfig(r=16, lora_alpha=32,
                                                     target_modules="all-linear",
                                                     task_type="CAUSAL_LM"))
@@ -101,8 +96,7 @@ def run_trl(steps: int, count: int) -> dict:
         trainer.train()
         wall = time.perf_counter() - began
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    times = [b - a for a, b in zip(marks, marks[1:])]
-    return {"who": "trl 1.9.2 DPOTrainer", "median_step_seconds": round(statistics.median(times), 2),
+    return {"who": "trl 1.9.2 DPOTrainer", "median_step_seconds": median_step(marks),
             "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_rss_mb()),
             "first_loss": losses[0], "last_loss": losses[-1]}
 

@@ -87,6 +87,26 @@ def tiny_config(model_dir, data_path, runs_dir, **sections):
     return RunConfig.from_dict(raw)
 
 
+def lora_policy(model_dir, seed: int):
+    """The tiny model with a LoRA adapter that is not a no-op (B != 0), and its tokenizer:
+    a policy whose log-probabilities differ from the base model's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from workbench.backends.loading import load_tokenizer
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+                           LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
+                                      task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    return model, load_tokenizer(model_dir, False)
+
+
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

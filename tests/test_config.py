@@ -116,3 +116,10 @@ def test_readme_config_reference_is_generated_from_the_fields():
     assert reference_markdown() in readme, (
         "README's config reference is stale; regenerate it with "
         "python -c 'from workbench.config import reference_markdown; print(reference_markdown())'")
+
+
+def test_a_field_name_shared_by_two_sections_keeps_each_sections_type():
+    """sample.every is an integer; eval.every may be null (with the held-out loss)."""
+    RunConfig.from_dict({"data": {"path": "x.jsonl"}, "eval": {"every": None}}).validate()
+    with pytest.raises(ConfigError, match="sample.every: got None; must be an integer"):
+        RunConfig.from_dict({"data": {"path": "x.jsonl"}, "sample": {"every": None}}).validate()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -49,3 +50,23 @@ def test_the_dpo_demo_teaches_one_sentence_answers(tmp_path):
     summary = json.loads(open(os.path.join(report["run_dir"], "summary.json")).read())
     assert summary["method"] == "dpo" and summary["final_metrics"]["reward_accuracy"] >= 0.9
     assert not summary["general_text"]["flagged"]  # it learned the style, not to forget
+
+
+@pytest.mark.slow
+def test_workbench_demo_method_grpo_starts_then_tunes_and_reports_all_three(tmp_path):
+    """`workbench demo --method grpo` (2 GRPO steps here; its learning at the full 30 steps
+    is the rewards notebook's slow test, which trains the same configs): a supervised
+    start, then GRPO continuing it, scored before, at the start and after."""
+    result = subprocess.run([sys.executable, "-m", "workbench", "demo", "--method", "grpo",
+                             "--steps", "2", "--runs-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"held-out success: base \d+%  ->  start \d+%  ->  tuned \d+%", result.stdout)
+    (report_path,) = tmp_path.glob("demo-grpo-2*/demo_results.json")
+    report = json.loads(report_path.read_text())
+    assert report["method"] == "grpo" and report["held_out"] == 20
+    assert report["start_success"] is not None and report["tuned_success"] is not None
+    summary = json.loads((report_path.parent / "summary.json").read_text())
+    assert summary["method"] == "grpo" and summary["step"] == 2
+    environment = json.loads((report_path.parent / "environment.json").read_text())
+    assert environment["start_from"]["mode"] == "continue", environment["start_from"]

@@ -104,6 +104,19 @@ def test_scores_at_every_evaluation_and_in_the_summary(tiny_model_dir, orders_su
     assert {"name": "has_digit", "source": "callable"} in env["evaluation"]["scorers"]
 
 
+@pytest.mark.parametrize("every,scored_steps", [(0, [6]), (2, [2, 4, 6]), (4, [4, 6])])
+def test_eval_every_sets_how_often_answers_are_scored_apart_from_the_loss(
+        tiny_model_dir, orders_subset, tmp_path, every, scored_steps):
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path / "runs",
+                         train={"max_steps": 6, "eval_every": 3},
+                         eval={"scorers": ["json_valid"], "max_examples": 2, "every": every,
+                               "general_text": None})
+    result = Run(config).execute()
+    rows = RunDir(result.run_dir).metrics()
+    assert [r["step"] for r in rows if "scored_examples" in r] == [0] + scored_steps
+    assert [r["step"] for r in rows if "eval_loss" in r] == [3, 6]  # the loss keeps its own
+
+
 @pytest.mark.parametrize("body,words", [
     ("    raise KeyError('answer')", "raised KeyError"),
     ("    return 'yes'", "returned 'yes'"),
@@ -145,6 +158,30 @@ def test_the_forgetting_check_reports_the_relative_change(tiny_model_dir, orders
     # a random model's loss is about ln(vocabulary), and training on orders moves it
     assert math.isclose(base.general_loss, math.log(49152), rel_tol=0.05)
     assert final.general_loss != base.general_loss
+
+
+def test_a_run_continuing_an_adapter_is_also_scored_where_it_starts(tiny_model_dir,
+                                                                   orders_subset, tmp_path):
+    """With the adapter off, a `continue` run is the base model, not the earlier adapter it
+    starts from: step 0 is scored both ways, and the summary keeps the start's scores."""
+    texts = write_jsonl(tmp_path / "general.jsonl", [{"text": "The tide comes in twice a day."}])
+    settings = {"train": {"max_steps": 4, "learning_rate": 3e-2},
+                "eval": {"scorers": ["json_valid"], "max_examples": 2,
+                         "general_text": str(texts)}}
+    first = Run(tiny_config(tiny_model_dir, orders_subset, tmp_path / "runs", **settings)).execute()
+    seen = []
+    config = tiny_config(tiny_model_dir, orders_subset, tmp_path / "runs", **settings,
+                         lora={"start_from": str(first.run_dir), "start_mode": "continue"})
+    second = Run(config, sinks=[seen.append]).execute()
+    base, start, final = [e for e in seen if isinstance(e, EvalScored)]
+    assert [(e.step, e.adapter) for e in (base, start, final)] == [(0, False), (0, True),
+                                                                   (4, True)]
+    before = first.summary["general_text"]
+    assert base.general_loss == pytest.approx(before["base_loss"], rel=1e-5)
+    assert start.general_loss == pytest.approx(before["final_loss"], rel=1e-5)
+    assert start.general_loss != pytest.approx(base.general_loss, rel=1e-3)
+    assert second.summary["scores"]["start"] == start.scores
+    assert "start" not in first.summary["scores"]  # a fresh adapter starts at the base
 
 
 def test_the_builtin_general_text_loads_and_off_means_off(tiny_model_dir, orders_subset, tmp_path):

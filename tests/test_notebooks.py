@@ -1,6 +1,7 @@
 """Every notebook in notebooks/ is committed clean, has a `parameters` cell with the shared
 parameters, and runs top to bottom headless (`workbench notebook run`, i.e. papermill)
-on a tiny model; the quickstart also runs on the real demo model (slow)."""
+on a tiny model; the quickstart and the rewards notebook also run on the real demo model
+(slow)."""
 
 import ast
 import json
@@ -8,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -107,8 +109,20 @@ def check_evaluate(notebook, runs: list[Path]) -> None:
     assert len(outputs_of(notebook, "image/png")) == 1  # scores and the forgetting check
 
 
+def check_rewards(notebook, runs: list[Path]) -> None:
+    text = printed(notebook)
+    assert "reward check: 16 answers (4 prompts x 4)" in text, text
+    # a tiny random model answers gibberish: every reward is 0, and the notebook says so
+    # instead of training; on the demo model it trains and reports the reward's rise
+    refused = "not training:" in text and "every reward is constant" in text
+    assert refused or re.search(r"mean reward: first half [\d.]+ -> second half", text), text
+    names = sorted(r.name.split("-2")[0] for r in runs)  # <name>-<timestamp>
+    assert names == ["demo-grpo"] * (not refused) + ["demo-grpo-start"], names
+
+
 CHECKS = {"01-quickstart": check_quickstart, "05-compare-runs": check_compare_runs,
-          "06-evaluate": check_evaluate, "workshop": check_workshop}
+          "06-evaluate": check_evaluate, "08-rewards": check_rewards,
+          "workshop": check_workshop}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -146,3 +160,26 @@ def test_quickstart_headless_on_the_demo_model(tmp_path):
     assert "Cusco" in table  # a held-out demo prompt, answered by base and tuned models
     assert "run finished at step 5" in printed(notebook) and "tuned:" in printed(notebook)
     assert json.loads(out.read_text())["metadata"]["papermill"]["parameters"]["max_steps"] == 5
+
+
+@pytest.mark.slow
+def test_the_rewards_notebook_on_the_demo_model_meets_its_target(tmp_path):
+    """notebooks/08-rewards at its defaults (4 supervised steps, then 30 GRPO steps): the
+    reward rises and held-out json_equal ends clearly above the base model and the start."""
+    runs_dir = tmp_path / "runs"
+    began = time.monotonic()
+    result = run_notebook_cli(REPO / "notebooks" / "08-rewards.ipynb", tmp_path,
+                              ("runs_dir", runs_dir), threads=None)
+    minutes = (time.monotonic() - began) / 60
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert minutes < 10, minutes  # the issue's target: 10 minutes on 2 cores
+    (run,) = [r for r in run_folders(runs_dir) if not r.name.startswith("demo-grpo-start")]
+    notebook = nbformat.read(run / "notebook.ipynb", as_version=4)
+    early, late = map(float, re.search(r"mean reward: first half ([\d.]+) -> second half "
+                                       r"([\d.]+)", printed(notebook)).groups())
+    assert late - early >= 0.3, (early, late)  # of 4: json_valid, json_equal=2, keys_right
+    scores = json.loads((run / "summary.json").read_text())["scores"]
+    base, start, final = (scores[k]["json_equal"] for k in ("base", "start", "final"))
+    # measured 2026-12-02: 0% -> 35% -> 70% (the CLI demo, without keys_right: 85%)
+    assert base <= 0.30 and start <= 0.45 and final >= 0.5 and final - start >= 0.2, scores
+    assert "held-out json_equal: base model" in printed(notebook)

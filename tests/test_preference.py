@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_config, write_jsonl
+from conftest import lora_policy, tiny_config, write_jsonl
 from workbench.engine.rundir import REFERENCE, RunDir
 from workbench.engine.run import Run
 from workbench.errors import DataError
@@ -42,21 +42,8 @@ def perturb(model, seed: int) -> None:
 @pytest.fixture
 def policy(tiny_model_dir):
     """A LoRA model whose adapter is not a no-op (as a stacked run's earlier adapter)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from workbench.backends.loading import load_tokenizer
-
-    torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
-                                      task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.05)
-    return model.eval(), load_tokenizer(tiny_model_dir, False)
+    model, tokenizer = lora_policy(tiny_model_dir, seed=1)
+    return model.eval(), tokenizer
 
 
 def examples_of(rows, tmp_path, name="p.jsonl"):

@@ -31,14 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="fine-tune the demo model on the bundled task and "
                                "compare base vs tuned answers")
-    demo.add_argument("--steps", type=positive_int, default=60, help="optimizer steps (default 60)")
+    demo.add_argument("--steps", type=positive_int, default=None,
+                      help="optimizer steps (default 60; grpo: 30, after 4 supervised ones)")
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--profile", choices=("laptop", "workshop"), default="laptop",
                       help="workshop: half the batch per pass and gradient checkpointing, "
                       "for about 2 GB of memory")
-    demo.add_argument("--method", choices=("sft", "dpo", "kto"), default="sft",
+    demo.add_argument("--method", choices=("sft", "dpo", "kto", "grpo"), default="sft",
                       help="sft (default): turn messages into JSON orders; dpo or kto: learn "
-                      "to answer in one sentence from preference pairs")
+                      "to answer in one sentence from preference pairs; grpo: the JSON "
+                      "orders from rewards checked by code")
 
     validate = commands.add_parser("validate", help="check a config without loading anything")
     validate.add_argument("config", nargs="?")
@@ -103,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="examples at most (default: the run's eval.max_examples)")
     evaluate.add_argument("--checkpoint", type=positive_int, metavar="STEP",
                           help="score the adapter saved at this step instead of the final one")
+
+    rewards = commands.add_parser("rewards", help="the reward test bench for train.method grpo")
+    reward_steps = rewards.add_subparsers(dest="rewards_command", required=True)
+    check_rewards = reward_steps.add_parser(
+        "check", help="sample answers from the model as the config would start it and run "
+        "every reward function on them: mean, spread, groups with no variance, errors")
+    check_rewards.add_argument("config")
+    check_rewards.add_argument("--set", action="append", default=[],
+                               metavar="SECTION.KEY=VALUE")
+    check_rewards.add_argument("--prompts", type=positive_int, default=4,
+                               help="prompts answered (default 4)")
+    check_rewards.add_argument("--answers", type=positive_int, default=8,
+                               help="answers shown with their rewards (default 8)")
 
     lab = commands.add_parser("lab", help="open JupyterLab on the workbench's notebooks (the "
                               "quickstart by default); other options go to jupyter lab",
@@ -506,6 +521,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_rewards(args) -> int:
+    from workbench.config import load_config
+    from workbench.engine.reward_check import check_config
+
+    config = load_config(args.config, args.set)
+    report = check_config(config, args.prompts)
+    print(report.summary(args.answers))
+    problems = report.problems()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
+
+
 def cmd_request(args) -> int:
     from workbench.engine.steering import send_request, wait_for
 
@@ -540,7 +568,8 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"validate": cmd_validate, "train": cmd_train, "demo": cmd_demo, "runs": cmd_runs,
             "generate": cmd_generate, "data": cmd_data, "export": cmd_export,
             "adapters": cmd_adapters, "notebook": cmd_notebook, "sweep": cmd_sweep,
-            "lab": cmd_lab, "eval": cmd_eval, **{action: cmd_request for action in REQUEST_HELP}}
+            "lab": cmd_lab, "eval": cmd_eval, "rewards": cmd_rewards,
+            **{action: cmd_request for action in REQUEST_HELP}}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -117,7 +117,7 @@ class DataSettings:
         "order within an epoch).")
 
 
-METHODS = ("sft", "dpo", "kto")
+METHODS = ("sft", "dpo", "kto", "grpo")
 PREFERENCE_METHODS = ("dpo", "kto")
 
 
@@ -125,8 +125,9 @@ PREFERENCE_METHODS = ("dpo", "kto")
 class TrainSettings:
     method: str = setting(
         "sft", "What to learn from: `sft` (answers to imitate), `dpo` (pairs of a better and a "
-        "worse answer) or `kto` (answers marked good or bad); the last two are set up in the "
-        "`preference` section.", choices=METHODS)
+        "worse answer) or `kto` (answers marked good or bad), set up in the `preference` "
+        "section; or `grpo` (rewards for sampled answers, the `grpo` section).",
+        choices=METHODS)
     learning_rate: float = setting(2e-4, "Peak learning rate.", gt=0, le=1)
     epochs: float = setting(1.0, "Passes over the training data (ignored when `max_steps` "
                             "is set).", gt=0, le=10000)
@@ -180,13 +181,37 @@ class PreferenceSettings:
 
 
 @dataclass
+class GrpoSettings:
+    rewards: list[str] = setting(
+        [], "Reward functions, each `name` or `name=weight`: a scorer (`json_valid`, "
+        "`json_equal`, `exact`, `contains`, `regex:PATTERN`, `max_words:N`: the reference is "
+        "the row's `answer`) or `module:function` with TRL's signature "
+        "f(prompts, completions, **columns) -> list of numbers (None: no score).")
+    num_generations: int = setting(4, "Answers sampled per prompt at each step; each is "
+                                   "rewarded against its group's mean.", ge=2, le=64)
+    max_completion_length: int = setting(64, "Longest sampled answer, in tokens.", ge=1,
+                                         le=4096)
+    temperature: float = setting(1.0, "Sampling temperature of the answers (they must "
+                                 "differ for their rewards to differ).", gt=0, le=5)
+    beta: float = setting(0.0, "KL penalty towards the model with the adapter off (0: none, "
+                          "and no reference pass).", ge=0, le=10)
+    loss: str = setting("grpo", "`grpo`: each answer's tokens averaged, then the answers; "
+                        "`bnpo`: all tokens of the batch averaged; `dr_grpo`: summed over "
+                        "max_completion_length per answer.", choices=("grpo", "bnpo", "dr_grpo"))
+
+
+@dataclass
 class EvalSettings:
     scorers: list[str] = setting(
         [], "Task scores of held-out answers, logged as `score/<name>` at the start (adapter "
-        "off), at every evaluation and at the end: `exact`, `json_equal`, `json_valid`, "
+        "off), every `eval.every` steps and at the end: `exact`, `json_equal`, `json_valid`, "
         "`contains`, `regex:PATTERN`, `max_words:N`, or `module:function` of your own.")
     data: str | None = setting(
         None, "Examples to score (any dataset format with answers); null: the held-out split.")
+    every: int | None = setting(
+        None, "Score every N steps; null: with the held-out loss (train.eval_every); 0: only "
+        "at the start and the end (answering is the slow part: on a CPU a scoring takes as "
+        "long as several training steps).", ge=0)
     max_examples: int = setting(32, "Prompts answered per evaluation, at most (greedy, "
                                 "batched).", ge=1, le=100000)
     max_new_tokens: int | None = setting(
@@ -208,7 +233,8 @@ class OutputSettings:
 
 SECTIONS: dict[str, type] = {
     "model": ModelSettings, "lora": LoraSettings, "data": DataSettings,
-    "train": TrainSettings, "preference": PreferenceSettings, "sample": SampleSettings,
+    "train": TrainSettings, "preference": PreferenceSettings, "grpo": GrpoSettings,
+    "sample": SampleSettings,
     "eval": EvalSettings, "output": OutputSettings,
 }
 
@@ -222,6 +248,7 @@ class RunConfig:
     data: DataSettings = field(default_factory=DataSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     preference: PreferenceSettings = field(default_factory=PreferenceSettings)
+    grpo: GrpoSettings = field(default_factory=GrpoSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -315,6 +342,19 @@ class RunConfig:
             ("train.method", self.train.method in PREFERENCE_METHODS and data.group_by_length,
              f"train.method {self.train.method} batches pairs of answers, which "
              "data.group_by_length cannot sort; set it to false"),
+            ("train.batch_size", self.train.method == "grpo"
+             and self.train.batch_size % self.grpo.num_generations != 0,
+             f"train.batch_size {self.train.batch_size} is not a multiple of "
+             f"grpo.num_generations {self.grpo.num_generations}: with train.method grpo a "
+             "forward pass holds whole groups of answers to the same prompt; use "
+             f"{self.grpo.num_generations * max(1, self.train.batch_size // self.grpo.num_generations)}"
+             f" or {self.grpo.num_generations * (self.train.batch_size // self.grpo.num_generations + 1)}"),
+            ("grpo.rewards", self.train.method == "grpo" and not self.grpo.rewards,
+             "train.method grpo needs at least one reward function, e.g. grpo.rewards: "
+             "[json_valid]"),
+            ("train.method", self.train.method == "grpo" and data.packing,
+             "train.method grpo samples its own answers, so there is nothing to pack; set "
+             "data.packing: false"),
             ("lora.target_modules",
              isinstance(lora.target_modules, list) and not lora.target_modules,
              "the list is empty; use `all-linear` or name modules such as [q_proj, v_proj]"),
@@ -351,17 +391,15 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 
 def field_types(f: dataclasses.Field) -> tuple:
     """The types a field accepts, e.g. (int, NoneType) for `int | None`."""
-    return _flatten(_annotations()[f.name] if isinstance(f.type, str) else f.type)
+    return _flatten(_resolve(f.type) if isinstance(f.type, str) else f.type)
 
 
 @functools.cache
-def _annotations() -> dict:
-    """Every settings field's annotation, resolved (this module uses postponed annotations;
-    field names are unique across the sections)."""
-    hints = {}
-    for cls in SECTIONS.values():
-        hints.update(typing.get_type_hints(cls))
-    return hints
+def _resolve(annotation: str):
+    """A postponed annotation ("int | None") as the type it names. Resolved per field, not
+    by name: two sections may share a field name with different types (sample.every is an
+    integer, eval.every may be null). The text is this module's own source."""
+    return eval(annotation, globals())  # noqa: S307
 
 
 def config_field(key: str) -> dataclasses.Field:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from workbench.evaluation.general import flagged
-from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
-                              RunResumed, RunStarted, SampleGenerated, StepLogged)
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RolloutSampled, RunEnded,
+                              RunPaused, RunResumed, RunStarted, SampleGenerated, StepLogged)
 from workbench.secrets import redact
 
 
@@ -38,8 +38,15 @@ class ConsoleSink:
                     f"perplexity {event.perplexity:.2f}")
         if isinstance(event, EvalScored):
             return scores_line(event)
+        if isinstance(event, RolloutSampled) and self.show_samples and event.step % 10 == 1:
+            best = max(range(len(event.rewards)), key=lambda i: event.rewards[i]
+                       if event.rewards[i] == event.rewards[i] else float("-inf"))
+            return (f"sampled (step {event.step}), the best answer of the rollout, reward "
+                    f"{event.rewards[best]:.2f}:\n  > {_short(event.prompts[best])}\n    "
+                    f"{_short(event.completions[best], 200)}")
         if isinstance(event, SampleGenerated) and self.show_samples:
-            who = "base model" if not event.adapter else f"step {event.step}"
+            who = ("base model" if not event.adapter else
+           "the adapter this run continues" if event.step == 0 else f"step {event.step}")
             lines = [f"samples ({who}):"]
             for prompt, answer in zip(event.prompts, event.completions):
                 lines.append(f"  > {_short(prompt)}\n    {_short(answer, 200)}")
@@ -62,7 +69,18 @@ class ConsoleSink:
 
 
 def _rewards(metrics: dict, prefix: str = "") -> str:
-    """`  reward acc 0.75 margin +0.52 (kl 0.10)` for a preference run's metrics."""
+    """`  reward acc 0.75 margin +0.52 (kl 0.10)` for a preference run's metrics; `  reward
+    0.62 +- 0.30 (json_valid 0.80) len 21` for a reward-tuning run's."""
+    if "reward" in metrics:
+        parts = [f"  reward {metrics['reward']:.2f} +- {metrics.get('reward_std', 0):.2f}"]
+        functions = [f"{k[7:]} {v:.2f}" for k, v in metrics.items()
+                     if k.startswith("reward/") and not k.endswith("/std")]
+        if len(functions) > 1:
+            parts.append(f"({', '.join(functions)})")
+        parts.append(f"len {metrics.get('completion_length', 0):.0f}")
+        if metrics.get("kl") is not None:
+            parts.append(f"kl {metrics['kl']:.3f}")
+        return " ".join(parts)
     accuracy, margin = metrics.get(f"{prefix}reward_accuracy"), metrics.get(f"{prefix}reward_margin")
     text = f"  reward acc {accuracy:.2f}" if accuracy is not None else ""
     text += f" margin {margin:+.2f}" if margin is not None else ""
@@ -72,7 +90,8 @@ def _rewards(metrics: dict, prefix: str = "") -> str:
 
 def scores_line(event: EvalScored) -> str:
     """`scores at step 20: json_equal 0.85 (24 answers, 6 s); general text loss +3.1%`."""
-    who = "base model" if not event.adapter else f"step {event.step}"
+    who = ("base model" if not event.adapter else
+           "the adapter this run continues" if event.step == 0 else f"step {event.step}")
     parts = [f"scores ({who}): " + ", ".join(f"{name} {value:.2f}" for name, value in
                                               event.scores.items())
              + f" ({event.examples} answers, {event.seconds:.0f} s)"] if event.scores else []

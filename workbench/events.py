@@ -81,6 +81,17 @@ class SampleGenerated:
 
 
 @dataclass(frozen=True)
+class RolloutSampled:
+    """Reward tuning: answers sampled at a step (the first groups of the latest rollout)
+    with their total rewards."""
+
+    step: int
+    prompts: tuple[str, ...]
+    completions: tuple[str, ...]
+    rewards: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     step: int
     path: str
@@ -108,7 +119,8 @@ class RunEnded:
 
 
 Event = (
-    RunStarted | StepLogged | EvalLogged | EvalScored | SampleGenerated | CheckpointSaved
+    RunStarted | StepLogged | EvalLogged | EvalScored | SampleGenerated | RolloutSampled
+    | CheckpointSaved
     | RunPaused | RunResumed | RunEnded
 )
 

@@ -6,6 +6,10 @@
 - `prompt_completion`: {"prompt": ..., "completion": ...}, used as raw text, no template
 - `text`: {"text": ...}, raw text, every token trained
 
+For reward tuning (train.method grpo), prompts with any other columns the reward functions
+read (an `answer` to compare with, say): {"prompt": ..., "answer": ...} (`prompts`); chat,
+alpaca and prompt_completion rows work too, their answer becoming the `answer` column.
+
 For preference tuning (train.method dpo or kto), TRL's shapes:
 
 - `preference`: {"prompt": ..., "chosen": ..., "rejected": ...}: a better and a worse answer
@@ -32,6 +36,7 @@ FORMAT_KEYS = {  # in the order rows are matched: unpaired before its subset pro
     "ratings": ({"prompt", "a", "b", "choice"},),
     "prompt_completion": ({"prompt", "completion"},),
     "text": ({"text"},),
+    "prompts": ({"prompt"},),  # last: any row with a prompt and no answer keys
 }
 PREFERENCE_FORMATS = ("preference", "unpaired", "ratings")
 RATING_CHOICES = ("a", "b", "tie", "both_bad")
@@ -56,16 +61,22 @@ class Example:
     rejected: str | None = None  # ... and the worse one (ratings: b's)
     label: bool | None = None  # unpaired: whether the answer is good
     choice: str | None = None  # ratings: a, b, tie or both_bad
+    columns: dict | None = None  # prompts: the row's other keys, for reward functions
 
     @property
     def is_preference(self) -> bool:
         return self.chosen is not None or self.label is not None
 
+    @property
+    def is_prompt_only(self) -> bool:
+        return self.columns is not None
+
 
 ACCEPTED = ("messages (messages, or ShareGPT conversations), alpaca (instruction, output, "
             "optional input), prompt_completion (prompt, completion), text (text); for "
             "preference tuning: preference (prompt, chosen, rejected), unpaired (prompt, "
-            "completion, label), ratings (prompt, a, b, choice)")
+            "completion, label), ratings (prompt, a, b, choice); for reward tuning: prompts "
+            "(prompt, any other columns)")
 # Column names other tools use, and what to rename them to.
 KEY_HINTS = {"question": "prompt", "query": "prompt", "answer": "completion",
              "response": "completion (or output, with instruction)", "conversation":
@@ -337,7 +348,12 @@ def _from_rating(row: Row, system_prompt: str | None) -> Example:
                    choice=choice)
 
 
+def _from_prompts(row: Row, system_prompt: str | None) -> Example:
+    columns = {str(k): v for k, v in row.value.items() if k != "prompt"}
+    return Example(row.where, messages=_prompt_turns(row, system_prompt), columns=columns)
+
+
 CONVERTERS = {"messages": _from_messages, "alpaca": _from_alpaca,
               "prompt_completion": _from_prompt_completion, "text": _from_text,
               "preference": _from_preference, "unpaired": _from_unpaired,
-              "ratings": _from_rating}
+              "ratings": _from_rating, "prompts": _from_prompts}

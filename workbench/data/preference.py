@@ -168,6 +168,16 @@ def check_method(method: str, fmt: str, examples: list[Example], where: str) -> 
     from workbench.data.formats import PREFERENCE_FORMATS
 
     preference = fmt in PREFERENCE_FORMATS
+    if method == "grpo":
+        if preference or fmt == "text":
+            raise DataError(f"train.method grpo needs prompts to answer (rows with a 'prompt', "
+                            f"or chat, alpaca or prompt_completion rows); {where} holds {fmt} "
+                            "rows")
+        return
+    if fmt == "prompts":
+        raise DataError(f"{where} holds prompts without answers, which only train.method grpo "
+                        "learns from (with reward functions); add the answers, or set "
+                        "train.method: grpo")
     if method == "sft" and preference:
         raise DataError(f"{where} holds {fmt} rows, which train.method sft cannot learn from; "
                         "set train.method: dpo (pairs) or kto (good/bad answers)")

@@ -64,6 +64,13 @@ def load_splits(data: DataSettings, seed: int) -> Splits:
 def encode_splits(splits: Splits, tokenizer, data: DataSettings, method: str = "sft",
                   max_prompt_length: int | None = None) -> EncodedSplits:
     """Token ids and labels for the run's method (`sft`; `dpo` pairs; `kto` labelled answers)."""
+    if method == "grpo":
+        from workbench.data.rollouts import prompt_rows
+
+        # held out: prompts for eval.scorers (a rollout has no held-out loss)
+        stats = {"format": splits.format, "method": method,
+                 "train": {"examples": len(splits.train)}, "eval": {"examples": len(splits.eval)}}
+        return EncodedSplits(prompt_rows(splits.train), [], stats)
     if method != "sft":
         return _encode_preference(splits, tokenizer, data, method, max_prompt_length)
     train, train_stats = encode_all(splits.train, tokenizer, data.max_length, data.train_on,

@@ -99,7 +99,7 @@ def preference_config(runs_dir: str = "runs", max_steps: int = 60, method: str =
 
 
 def demo_config(runs_dir: str = "runs", max_steps: int = 60, profile: str = "laptop",
-                held_out: int = 30) -> RunConfig:
+                held_out: int = 20) -> RunConfig:
     """The demo's run: `held_out` test messages scored with json_equal before and after."""
     if profile not in PROFILES:
         raise ConfigError([f"demo profile {profile!r} is not known; use one of "
@@ -113,8 +113,10 @@ def demo_config(runs_dir: str = "runs", max_steps: int = 60, profile: str = "lap
                   "scheduler": "cosine", "log_every": 5, "eval_every": 20, "save_every": 20,
                   **PROFILES[profile]},
         "sample": {"prompts": prompts, "every": 20, "max_new_tokens": 48},
+        # scored at the start and the end only (bench/evaluation.py: each scoring costs
+        # as much as several steps); the held-out loss still comes every 20 steps
         "eval": {"scorers": [SCORER], "data": str(data_path(TEST_FILE)),
-                 "max_examples": held_out, "max_new_tokens": 48},
+                 "max_examples": held_out, "max_new_tokens": 40, "every": 0},
         "output": {"runs_dir": runs_dir, "name": "demo"},
     })
 
@@ -134,6 +136,8 @@ def demo_results(run_dir: str | Path, scorer: str = SCORER) -> dict:
     return {"status": summary.get("status"), "run_dir": str(folder.path),
             "base_success": (scores.get("base") or {}).get(scorer),
             "tuned_success": (scores.get("final") or {}).get(scorer), "held_out": len(base),
+            # a run that continues an earlier adapter (the GRPO demo): scored where it starts
+            "start_success": (scores.get("start") or {}).get(scorer),
             "train_seconds": summary.get("elapsed_seconds"),
             "examples": [{"prompt": b["prompt"], "expected": b["reference"],
                           "base": b["answer"], "base_correct": b["scores"][scorer] == 1,
@@ -142,18 +146,28 @@ def demo_results(run_dir: str | Path, scorer: str = SCORER) -> dict:
                           tuned[b["where"]]["scores"][scorer] == 1} for b in base]}
 
 
-def run_demo(runs_dir: str = "runs", max_steps: int = 60, print_fn=print,
+def run_demo(runs_dir: str = "runs", max_steps: int | None = None, print_fn=print,
              profile: str = "laptop", method: str = "sft") -> dict:
     """Train the demo (the run scores the held-out messages before and after), write
-    demo_results.json; return it."""
+    demo_results.json; return it. `max_steps` None: the method's own (60; GRPO 30)."""
     from workbench.api import default_sinks
     from workbench.engine.run import Run
 
     began = time.perf_counter()
     if method == "sft":
+        max_steps = max_steps or 60
         print_fn(INTRO.format(steps=max_steps))
         config, scorer = demo_config(runs_dir, max_steps, profile), SCORER
+    elif method == "grpo":
+        from workbench.demo import rewards
+
+        max_steps = max_steps or rewards.GRPO_STEPS
+        print_fn(rewards.INTRO.format(start=rewards.START_STEPS, steps=max_steps))
+        start = Run(rewards.start_config(runs_dir, profile), sinks=default_sinks()).execute()
+        config = rewards.grpo_config(str(start.run_dir), runs_dir, max_steps, profile)
+        scorer = SCORER
     else:
+        max_steps = max_steps or 60
         print_fn(PREFERENCE_INTRO.format(steps=max_steps, method=method.upper(),
                                          method_lower=method))
         config, scorer = preference_config(runs_dir, max_steps, method), BREVITY_SCORER
@@ -173,9 +187,12 @@ def format_report(report: dict, shown: int = 4) -> str:
                   f"  base  {'OK ' if row['base_correct'] else 'BAD'} {_one_line(row['base'])}",
                   f"  tuned {'OK ' if row['tuned_correct'] else 'BAD'} {_one_line(row['tuned'])}",
                   ""]
-    judged = ("the json_equal scorer: exact JSON match" if report.get("method", "sft") == "sft"
+    judged = ("the json_equal scorer: exact JSON match"
+              if report.get("method", "sft") in ("sft", "grpo")
               else "judged by workbench.demo.brevity: one sentence, at most 20 words")
-    lines += [f"held-out success: base {report['base_success']:.0%}  ->  tuned "
+    start = report.get("start_success")
+    start = f"start {start:.0%}  ->  " if start is not None else ""
+    lines += [f"held-out success: base {report['base_success']:.0%}  ->  {start}tuned "
               f"{report['tuned_success']:.0%}  ({report['held_out']} messages; {judged})",
               f"demo took {report['total_seconds']:.0f} s; run folder: {report['run_dir']}",
               f"next: workbench generate {report['run_dir']} --prompt \"...\"",

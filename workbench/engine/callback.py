@@ -4,32 +4,49 @@ become TrainerControl flags. It writes nothing itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from workbench.events import (CheckpointSaved, Control, EvalLogged, EvalScored, RunPaused,
-                              RunResumed, RunStarted, SampleGenerated, StepLogged)
+from workbench.events import (CheckpointSaved, Control, EvalLogged, EvalScored, RolloutSampled,
+                              RunPaused, RunResumed, RunStarted, SampleGenerated, StepLogged)
 
-# What preference methods log beside the loss (WorkbenchTrainer.log adds them).
-METHOD_METRICS = ("reward_accuracy", "reward_margin", "reward_chosen", "reward_rejected",
-                  "logp_chosen", "logp_rejected", "kl")
+ROLLOUT_GROUPS_SHOWN = 2
+
+# What Trainer itself logs; anything else in a log is the method's own (WorkbenchTrainer.log
+# adds DPO's reward_accuracy, GRPO's reward/<function>, ...).
+TRAINER_KEYS = {"loss", "grad_norm", "learning_rate", "epoch", "num_input_tokens_seen",
+                "eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
+                "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
+                "train_loss"}
+STEP_FIELDS = {f.name for f in dataclasses.fields(StepLogged)}
+EVAL_FIELDS = {f.name for f in dataclasses.fields(EvalLogged)}
+
+
+def method_metrics(logs: dict, evaluation: bool = False) -> dict:
+    return {k: float(v) for k, v in logs.items() if k not in TRAINER_KEYS and
+            isinstance(v, (int, float)) and k.startswith("eval_") == evaluation}
 
 
 class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
                  sample_base_first: bool, elapsed_offset: float = 0.0, evaluator=None,
-                 evaluate_every: int = 0, evaluate_base_first: bool = False, steering=None):
+                 evaluate_every: int = 0, evaluate_base_first: bool = False,
+                 evaluate_start_first: bool = False, steering=None):
         """`sampler(base)` returns (prompts, completions); `evaluator(base)` returns the
-        fields of an EvalScored event but its step (None: no scores or forgetting check);
-        `steering` a RequestReader (steering.py): requests from other processes."""
+        fields of an EvalScored event but its step (None: no scores or forgetting check).
+        `evaluate_start_first`: also score step 0 with the adapter on, for a run that
+        continues an earlier adapter (there the adapter off is not where it starts).
+        `steering`: a RequestReader (steering.py), requests from other processes."""
         self.emit, self.requests, self.steering = emit, control, steering
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
         self.sample_base_first = sample_base_first
         self.evaluator, self.evaluate_every = evaluator, evaluate_every
         self.evaluate_base_first = evaluate_base_first and evaluator is not None
+        self.evaluate_start_first = evaluate_start_first and evaluator is not None
         self.scored: list[EvalScored] = []  # every evaluation of this run, resumes included
         self.trainer = None  # set by the engine once the Trainer exists
         self.stopped_by_request = False
@@ -47,11 +64,10 @@ class EventCallback(TrainerCallback):
         for row in rows:
             if "loss" in row:
                 self.last_loss = row["loss"]
-                self.last_metrics = {k: row[k] for k in METHOD_METRICS if k in row}
+                self.last_metrics = {k: v for k, v in row.items() if k not in STEP_FIELDS}
             if "eval_loss" in row:
                 self.eval_losses.append((row["step"], row["eval_loss"]))
-                self.last_eval_metrics = {f"eval_{k}": row[f"eval_{k}"] for k in METHOD_METRICS
-                                          if f"eval_{k}" in row}
+                self.last_eval_metrics = {k: v for k, v in row.items() if k not in EVAL_FIELDS}
             if "scored_examples" in row:
                 self.scored.append(EvalScored(
                     step=row["step"], adapter=row["adapter"], examples=row["scored_examples"],
@@ -68,6 +84,8 @@ class EventCallback(TrainerCallback):
             self.sample(0, base=True)  # the untuned model's answers, for comparison
         if self.evaluate_base_first:
             self.score(0, base=True)  # the untuned model's scores and general-text loss
+        if self.evaluate_start_first:
+            self.score(0)  # the earlier adapter this run continues, before any step
         self._clock_start = self._last_log_time = time.perf_counter()
         self._excluded = 0.0
 
@@ -91,18 +109,24 @@ class EventCallback(TrainerCallback):
             grad_norm=None if grad_norm is None else float(grad_norm),
             tokens_seen=int(state.num_input_tokens_seen),
             tokens_per_second=round(new_tokens / busy, 1), elapsed_seconds=round(self.elapsed(), 2),
-            metrics={name: float(logs[name]) for name in METHOD_METRICS if name in logs})
+            metrics=method_metrics(logs))
         self.last_loss = event.loss
         self.last_metrics = event.metrics
         self.emit(event)
+        rollout = getattr(self.trainer, "last_rollout", None)
+        if rollout is not None:  # reward tuning: what it sampled, with the rewards
+            shown = ROLLOUT_GROUPS_SHOWN * rollout.group_size
+            self.emit(RolloutSampled(step=state.global_step,
+                                     prompts=tuple(rollout.prompts[:shown]),
+                                     completions=tuple(rollout.completions[:shown]),
+                                     rewards=tuple(float(r) for r in rollout.rewards[:shown])))
 
     def _log_eval(self, state, logs):
         loss = float(logs["eval_loss"])
         event = EvalLogged(step=state.global_step, eval_loss=loss,
                            perplexity=math.exp(min(loss, 50.0)), epoch=round(state.epoch or 0, 4),
                            elapsed_seconds=round(self.elapsed(), 2),
-                           metrics={f"eval_{name}": float(logs[f"eval_{name}"])
-                                    for name in METHOD_METRICS if f"eval_{name}" in logs})
+                           metrics=method_metrics(logs, evaluation=True))
         self.eval_losses.append((event.step, loss))
         self.last_eval_metrics = event.metrics
         self.emit(event)

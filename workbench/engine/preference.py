@@ -18,39 +18,21 @@ from __future__ import annotations
 
 from workbench.data.encoding import IGNORE
 
-HEAD_CHUNK_ROWS = 1024
-
 
 def sequence_logps(model, batch: dict):
-    """Per row: the sum of log p(token) over the trained (answer) tokens."""
+    """Per row: the sum of log p(token) over the trained (answer) tokens, and their count."""
     import torch
-    from torch.utils.checkpoint import checkpoint
+
+    from workbench.engine.trainer import token_logps
 
     hidden = model.get_decoder()(input_ids=batch["input_ids"],
                                  attention_mask=batch["attention_mask"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)
-    selected, wanted, owner = hidden[:, :-1][keep], targets[keep], rows[keep]
-    head = model.get_output_embeddings()
-    per_token = []
-    for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
-        part = slice(start, start + HEAD_CHUNK_ROWS)
-        if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
-            per_token.append(checkpoint(_token_logps, head, selected[part], wanted[part],
-                                        use_reentrant=False))
-        else:
-            per_token.append(_token_logps(head, selected[part], wanted[part]))
-    values = torch.cat(per_token) if per_token else hidden.new_zeros(0, dtype=torch.float32)
+    values = token_logps(model.get_output_embeddings(), hidden[:, :-1][keep], targets[keep])
     sums = hidden.new_zeros(targets.shape[0], dtype=torch.float32)
-    return sums.index_add(0, owner, values), keep.sum(dim=1)
-
-
-def _token_logps(head, hidden, targets):
-    import torch
-
-    logits = head(hidden).float()
-    return torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+    return sums.index_add(0, rows[keep], values), keep.sum(dim=1)
 
 
 def dpo_loss(logps, ref_logps, lengths, beta: float, loss: str = "sigmoid",

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from workbench.engine.rundir import ANSWERS, METRICS, SAMPLES, SUMMARY, RunDir
-from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
-                              RunResumed, SampleGenerated, StepLogged)
+from workbench.engine.rundir import ANSWERS, METRICS, ROLLOUTS, SAMPLES, SUMMARY, RunDir
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RolloutSampled, RunEnded,
+                              RunPaused, RunResumed, SampleGenerated, StepLogged)
 
 
 class RunRecorder:
@@ -35,6 +35,12 @@ class RunRecorder:
             for answer in event.answers:
                 self.run_dir.append_jsonl(ANSWERS, {"step": event.step, "adapter": event.adapter,
                                                     **answer})
+        elif isinstance(event, RolloutSampled):
+            for prompt, completion, reward in zip(event.prompts, event.completions,
+                                                  event.rewards):
+                self.run_dir.append_jsonl(ROLLOUTS, {"step": event.step, "prompt": prompt,
+                                                     "completion": completion,
+                                                     "reward": reward})
         elif isinstance(event, SampleGenerated):
             for prompt, completion in zip(event.prompts, event.completions):
                 self.run_dir.append_jsonl(SAMPLES, {"step": event.step, "adapter": event.adapter,

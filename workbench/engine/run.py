@@ -46,7 +46,7 @@ class RunResult:
 
 class Run:
     def __init__(self, config: RunConfig, sinks=(), control: Control | None = None,
-                 resume_dir: str | Path | None = None, scorers=()):
+                 resume_dir: str | Path | None = None, scorers=(), rewards=()):
         """`scorers` are Python functions f(prompt, answer, reference) -> 0..1 scored beside
         the config's eval.scorers (a notebook's own; the config can only name importable
         ones)."""
@@ -68,6 +68,8 @@ class Run:
         self.start = None  # where a stacked run starts (lora.start_from), once resolved
         self.evaluator = None  # held-out scores and the forgetting check (eval section)
         self.extra_scorers = list(scorers)  # callables from a notebook, beside eval.scorers
+        self.extra_rewards = list(rewards)  # likewise, beside grpo.rewards
+        self.reward_check = None  # grpo: the reward test bench's report, before training
 
     @classmethod
     def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None,
@@ -133,9 +135,16 @@ class Run:
 
     # -- setup ---------------------------------------------------------------------------
 
+    @property
+    def continues_adapter(self) -> bool:
+        """Trains an earlier run's adapter further: with it off, the model is not where
+        this run starts (with `merge`, or no start_from, it is)."""
+        lora = self.config.lora
+        return bool(lora.start_from) and lora.start_mode == "continue"
+
     def _setup(self, splits, versions: dict) -> None:
         self.bundle = self.backend.load(self.config, **self._start_adapters())
-        if self.config.lora.start_from and self.config.lora.start_mode == "continue":
+        if self.continues_adapter:
             kept = self.bundle.model.peft_config["default"]
             self.bundle.notes.append(
                 f"lora.start_mode continue: the earlier adapter trains on with its own settings "
@@ -144,11 +153,13 @@ class Run:
         encoded = encode_splits(splits, self.bundle.tokenizer, self.config.data,
                                 self.config.train.method, self.config.preference.max_prompt_length)
         self.data_stats = encoded.stats
-        if self.config.train.method != "sft":
-            self._reference(encoded)
         self.chat = is_chat_format(splits.format)
         self.loaded = LoadedRun(self.config, self.bundle, self.chat, self.run_dir.path,
                                 self.bundle.backend)
+        if self.config.train.method in ("dpo", "kto"):
+            self._reference(encoded)
+        if self.config.train.method == "grpo":
+            self._check_rewards(encoded)
         self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
         self.trainer = self._build_trainer(encoded)
 
@@ -176,13 +187,27 @@ class Run:
         if not self.resume_dir:
             self.run_dir.write_json(REFERENCE, saved)
 
+    def _check_rewards(self, encoded) -> None:
+        """The reward test bench on the model as it is: a broken or constant reward stops the
+        run here, before any training time is spent."""
+        from workbench.engine.reward_check import check_rewards, refuse_if_unusable
+
+        self.reward_check = check_rewards(self.bundle.model, self.bundle.tokenizer, encoded.train,
+                                          self.config, self.chat, self.extra_rewards,
+                                          seed=self.config.train.seed)
+        refuse_if_unusable(self.reward_check)
+
     def _collator(self):
         from workbench.data.encoding import PaddingCollator
         from workbench.data.packing import PackedCollator
         from workbench.data.preference import PairCollator, UnpairedCollator
 
+        from workbench.data.rollouts import PromptCollator
+
         pad = self.bundle.tokenizer.pad_token_id
         method = self.config.train.method
+        if method == "grpo":
+            return PromptCollator()
         if method == "dpo":
             return PairCollator(pad)
         if method == "kto":
@@ -194,9 +219,8 @@ class Run:
         """Which saved adapters a stacked run loads: those merged beneath (copied into its
         folder), and in `continue` mode the adapter it trains further, which on resume is
         the one in its last checkpoint."""
-        lora = self.config.lora
         kwargs = {"base_adapters": [str(p) for p in self.run_dir.base_adapter_dirs()]}
-        if lora.start_from and lora.start_mode == "continue":
+        if self.continues_adapter:
             start = self.start.adapter if self.start else self.run_dir.last_checkpoint()
             kwargs["adapter_dir"] = str(start)
         return kwargs
@@ -216,7 +240,8 @@ class Run:
                 "trust_remote_code": self.config.model.trust_remote_code,
                 "notes": bundle.notes, "data": self.data_stats,
                 "start_from": self.start.describe() if self.start else None,
-                "evaluation": self.evaluator.describe() if self.evaluator else None}
+                "evaluation": self.evaluator.describe() if self.evaluator else None,
+                "reward_check": self.reward_check.as_dict() if self.reward_check else None}
 
     def _build_trainer(self, encoded):
         from workbench.engine.callback import EventCallback
@@ -233,7 +258,9 @@ class Run:
             sample_every=cfg.sample.every, sampler=self._sample,
             sample_base_first=bool(cfg.sample.prompts) and not self.resume_dir,
             evaluator=self._evaluate if self.evaluator else None,
-            evaluate_every=cfg.train.eval_every, evaluate_base_first=not self.resume_dir,
+            evaluate_every=cfg.train.eval_every if cfg.eval.every is None else cfg.eval.every,
+            evaluate_base_first=not self.resume_dir,
+            evaluate_start_first=not self.resume_dir and self.continues_adapter,
             elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0,
             steering=self.steering)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
@@ -242,7 +269,7 @@ class Run:
                                    data_collator=self._collator(),
                                    processing_class=bundle.tokenizer, callbacks=[self.callback],
                                    model_loss=bundle.model_loss, method=cfg.train.method,
-                                   preference=cfg.preference)
+                                   preference=cfg.preference, rollouts=self._rollout_options())
         self.callback.trainer = trainer
         if self.resume_dir:  # the summary covers the whole run, not only this session
             self.callback.restore_history(self.run_dir.metrics())
@@ -250,6 +277,17 @@ class Run:
             if self.evaluator and base is not None:
                 self.evaluator.base_general_loss = base.general_loss
         return trainer
+
+    def _rollout_options(self):
+        from workbench.engine.trainer import RolloutOptions
+        from workbench.evaluation.rewards import resolve_rewards
+
+        if self.config.train.method != "grpo":
+            return None
+        return RolloutOptions(self.config.grpo, resolve_rewards(self.config.grpo.rewards,
+                                                                self.extra_rewards),
+                              self.chat, self.config.data.system_prompt,
+                              self.config.data.max_length)
 
     def _rewind_to_checkpoint(self) -> float:
         """Drop the log rows after the checkpoint being resumed (so the run continues one
@@ -360,10 +398,13 @@ def evaluation_summary(scored: list) -> dict:
     if not scored:
         return {}
     base = next((e for e in scored if not e.adapter), None)
+    start = next((e for e in scored if e.adapter and e.step == 0), None)  # continued adapters
     final = next((e for e in reversed(scored) if e.adapter), None)
     summary = {"scores": {"base": base.scores if base else None,
                           "final": final.scores if final else None,
                           "final_step": final.step if final else None}}
+    if start is not None and start is not final:
+        summary["scores"]["start"] = start.scores
     if (base and base.general_loss is not None) or (final and final.general_loss is not None):
         change = final.general_change if final else None
         summary["general_text"] = {"base_loss": base.general_loss if base else None,
@@ -377,8 +418,12 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
 
     train = cfg.train
     evaluate = has_eval and train.eval_every > 0
+    # grpo: train.batch_size counts answers; a batch holds its prompts, each answered
+    # num_generations times (the config checked that it divides).
+    prompts = train.batch_size // cfg.grpo.num_generations if train.method == "grpo" \
+        else train.batch_size
     return TrainingArguments(
-        output_dir=str(run_dir.checkpoints_dir), per_device_train_batch_size=train.batch_size,
+        output_dir=str(run_dir.checkpoints_dir), per_device_train_batch_size=prompts,
         per_device_eval_batch_size=train.batch_size,
         gradient_accumulation_steps=train.grad_accum, learning_rate=train.learning_rate,
         num_train_epochs=train.epochs, max_steps=train.max_steps or -1,

@@ -33,7 +33,7 @@ from workbench.secrets import redact
 
 CONFIG, ENVIRONMENT, METRICS, SAMPLES, SUMMARY = (
     "config.yaml", "environment.json", "metrics.jsonl", "samples.jsonl", "summary.json")
-ANSWERS, RATINGS = "answers.jsonl", "ratings.jsonl"
+ANSWERS, RATINGS, ROLLOUTS = "answers.jsonl", "ratings.jsonl", "rollouts.jsonl"
 REFERENCE = "reference_logps.json"  # preference runs: the reference model's log-probabilities
 ADAPTER, CHECKPOINTS, LOSS_PNG = "adapter", "checkpoints", "loss.png"
 BASE_ADAPTERS, ADAPTER_CONFIG = "base_adapters", "adapter_config.json"
@@ -168,7 +168,7 @@ class RunDir:
 
     def truncate_metrics_after(self, step: int) -> None:
         """Keep only log rows up to `step`, so a resumed run continues one clean curve."""
-        for name in (METRICS, SAMPLES, ANSWERS):
+        for name in (METRICS, SAMPLES, ANSWERS, ROLLOUTS):
             rows = [r for r in read_jsonl(self.file(name)) if r.get("step", 0) <= step]
             write_atomic(self.file(name), "".join(json.dumps(r) + "\n" for r in rows))
 

@@ -16,6 +16,7 @@ mid-save).
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import Trainer
@@ -28,27 +29,51 @@ HEAD_CHUNK_ROWS = 1024
 STAGING = ".saving"  # checkpoints are written here, then renamed into place
 
 
+def head_chunks(function, head, hidden, targets, *args) -> list:
+    """`function(head, hidden_rows, target_rows, *args)` over chunks of HEAD_CHUNK_ROWS rows:
+    only the chunk's vocabulary logits exist at a time, and with gradients each chunk is
+    recomputed in backward instead of kept (the selective loss, DPO and GRPO use this)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    parts = []
+    for start in range(0, targets.numel(), HEAD_CHUNK_ROWS):
+        rows = slice(start, start + HEAD_CHUNK_ROWS)
+        if torch.is_grad_enabled() and targets.numel() > HEAD_CHUNK_ROWS:
+            parts.append(checkpoint(function, head, hidden[rows], targets[rows], *args,
+                                    use_reentrant=False))
+        else:
+            parts.append(function(head, hidden[rows], targets[rows], *args))
+    return parts
+
+
+def token_logps(head, hidden, targets, temperature: float = 1.0):
+    """log p(target) per row, from the logits divided by `temperature`, in chunks."""
+    import torch
+
+    parts = head_chunks(_token_logps, head, hidden, targets, temperature)
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def _token_logps(head, hidden, targets, temperature: float):
+    import torch
+
+    logits = head(hidden).float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+
+
 def selective_head_loss(model, inputs, num_items_in_batch=None):
     """Mean cross-entropy over trained tokens, computing logits only at those positions."""
     import torch
-    from torch.utils.checkpoint import checkpoint
 
     hidden = model.get_decoder()(input_ids=inputs["input_ids"],
                                  attention_mask=inputs["attention_mask"],
                                  position_ids=inputs.get("position_ids")).last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
-    selected, wanted = hidden[:, :-1][keep], targets[keep]
     head = model.get_output_embeddings()
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, wanted.numel(), HEAD_CHUNK_ROWS):
-        rows = slice(start, start + HEAD_CHUNK_ROWS)
-        if torch.is_grad_enabled() and wanted.numel() > HEAD_CHUNK_ROWS:
-            # recompute this chunk's logits in backward instead of keeping them
-            total = total + checkpoint(_head_loss, head, selected[rows], wanted[rows],
-                                       use_reentrant=False)
-        else:
-            total = total + _head_loss(head, selected[rows], wanted[rows])
+    total = sum(head_chunks(_head_loss, head, hidden[:, :-1][keep], targets[keep]),
+                hidden.new_zeros((), dtype=torch.float32))
     count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
     return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)
 
@@ -66,9 +91,11 @@ class WorkbenchTrainer(Trainer):
     checkpoint writes, and a count of the tokens trained."""
 
     def __init__(self, *args, model_loss: bool = False, method: str = "sft", preference=None,
-                 **kwargs):
+                 rollouts=None, **kwargs):
+        """`rollouts` (grpo): a RolloutOptions with the settings, rewards and prompting."""
         super().__init__(*args, **kwargs)
-        self.method, self.preference = method, preference
+        self.method, self.preference, self.rollouts = method, preference, rollouts
+        self.last_rollout = None  # grpo: the latest sampled answers, for the samples grid
         self._metrics: dict[str, dict[str, list]] = {"train": {}, "eval": {}}
         for noisy in (PrinterCallback, ProgressCallback):  # our sinks report progress instead
             self.remove_callback(noisy)
@@ -91,6 +118,9 @@ class WorkbenchTrainer(Trainer):
             self.model_accepts_loss_kwargs = True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.method == "grpo":
+            loss = self._grpo_loss(model, inputs)
+            return (loss, {}) if return_outputs else loss
         real_tokens = inputs.pop("real_tokens", None)  # packed rows: mask is 4D
         if model.training:
             seen = real_tokens.sum() if real_tokens is not None \
@@ -121,6 +151,34 @@ class WorkbenchTrainer(Trainer):
         for name, value in metrics.items():  # tensors: read (one sync) only when logged
             if value is not None:
                 bucket.setdefault(name, []).append(value.detach())
+        return loss
+
+    def _grpo_loss(self, model, inputs):
+        import torch
+
+        from workbench.engine.grpo import grpo_loss, rollout_metrics, sample_rollout, token_logps
+
+        options = self.rollouts
+        settings = options.settings
+        rollout = sample_rollout(model, self.processing_class, inputs, settings, options.rewards,
+                                 chat=options.chat, system_prompt=options.system_prompt,
+                                 max_prompt_length=options.max_prompt_length)
+        logps = token_logps(model, rollout, settings.temperature)
+        reference = None
+        if settings.beta:
+            with torch.no_grad(), model.disable_adapter():
+                reference = token_logps(model, rollout, settings.temperature)
+        loss, kl = grpo_loss(logps, rollout, settings, reference)
+        seen = rollout.attention_mask.sum()
+        self._tokens_pending = seen if self._tokens_pending is None else self._tokens_pending + seen
+        metrics = rollout_metrics(rollout)
+        if kl is not None:
+            metrics["kl"] = kl
+        bucket = self._metrics["train" if model.training else "eval"]
+        for name, value in metrics.items():
+            bucket.setdefault(name, []).append(value.detach() if hasattr(value, "detach")
+                                               else value)
+        self.last_rollout = rollout
         return loss
 
     def log(self, logs: dict, start_time: float | None = None) -> None:
@@ -171,6 +229,17 @@ class WorkbenchTrainer(Trainer):
         replace_folder(staging / name, root / name)
         shutil.rmtree(staging, ignore_errors=True)
         prune_checkpoints(root, self.args.save_total_limit or 0)
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """What a grpo step needs to sample and reward answers."""
+
+    settings: object  # the run's GrpoSettings
+    rewards: list
+    chat: bool = True
+    system_prompt: str | None = None
+    max_prompt_length: int = 512
 
 
 def uses_standard_head(model) -> bool:

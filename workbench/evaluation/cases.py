@@ -24,6 +24,12 @@ class Case:
 def case_of(example: Example) -> Case | None:
     """The case of one example; None when it has no answer to compare with (text rows, and
     answers marked bad). A preference pair's reference is its chosen answer."""
+    if example.is_prompt_only:  # a prompts row: its `answer` column is the reference
+        reference = (example.columns or {}).get("answer")
+        if not isinstance(reference, str):
+            return None
+        user = next((m["content"] for m in reversed(example.messages) if m["role"] == "user"), "")
+        return Case(example.where, user, reference, tuple(example.messages))
     if example.is_preference:
         reference = example.chosen if example.chosen is not None else (
             example.completion if example.label else None)

@@ -13,11 +13,11 @@ import time
 import ipywidgets as widgets
 
 from workbench.evaluation.general import flagged
-from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RunEnded, RunPaused,
-                              RunResumed, RunStarted, SampleGenerated, StepLogged)
+from workbench.events import (CheckpointSaved, EvalLogged, EvalScored, RolloutSampled, RunEnded,
+                              RunPaused, RunResumed, RunStarted, SampleGenerated, StepLogged)
 from workbench.ui.environment import peak_memory_text
 from workbench.plots.live import LiveChart
-from workbench.ui.render import samples_table_html, status_html
+from workbench.ui.render import rollout_html, samples_table_html, status_html
 
 MAX_DRAW_SHARE = 0.1  # of wall time spent redrawing, at most
 
@@ -49,6 +49,7 @@ class LiveView:
         self.state, self.step, self.total, self.note = "starting", 0, 0, ""
         self.last_step: StepLogged | None = None
         self.last_scores: EvalScored | None = None
+        self.rollout: RolloutSampled | None = None
         self.general_change: float | None = None  # the forgetting check's latest change
         self.run_dir = ""
         self._last_draw = 0.0
@@ -79,6 +80,9 @@ class LiveView:
         history["grad_norm"].append(event.grad_norm)
         if "reward_accuracy" in event.metrics:  # a preference run: how often it prefers right
             add_point(history, "reward accuracy", event.step, event.metrics["reward_accuracy"])
+        for name, value in event.metrics.items():  # a reward-tuning run: each reward's mean
+            if name == "reward" or (name.startswith("reward/") and not name.endswith("/std")):
+                add_point(history, name, event.step, value)
         self.step, self.total, self.last_step = event.step, event.total_steps, event
         if self.state == "starting":
             self.state = "running"
@@ -119,6 +123,12 @@ class LiveView:
         self.prompts = self.prompts or list(event.prompts)
         self.samples.value = samples_table_html(self.base, self.by_step, self.prompts)
 
+    def _rollout(self, event: RolloutSampled) -> None:
+        """Reward tuning: the latest sampled answers with their rewards, under the samples."""
+        self.rollout = event
+        self.samples.value = samples_table_html(self.base, self.by_step, self.prompts) + \
+            rollout_html(event)
+
     def _checkpoint(self, event: CheckpointSaved) -> None:
         self.note = f"checkpoint saved at step {event.step}"
         self.show_status()
@@ -156,6 +166,8 @@ class LiveView:
             parts.append(f"loss {event.loss:.4f}")
             if "reward_accuracy" in event.metrics:
                 parts.append(f"reward accuracy {event.metrics['reward_accuracy']:.2f}")
+            if "reward" in event.metrics:
+                parts.append(f"reward {event.metrics['reward']:.2f}")
             parts.append(f"{event.tokens_per_second:,.0f} tokens/s")
         scored = self.last_scores
         if scored is not None and scored.scores:
@@ -204,6 +216,6 @@ def format_seconds(seconds: float) -> str:
 
 
 HANDLERS = {RunStarted: LiveView._started, StepLogged: LiveView._step, EvalLogged: LiveView._eval,
-            EvalScored: LiveView._scored,
+            EvalScored: LiveView._scored, RolloutSampled: LiveView._rollout,
             SampleGenerated: LiveView._sample, CheckpointSaved: LiveView._checkpoint,
             RunPaused: LiveView._paused, RunResumed: LiveView._resumed, RunEnded: LiveView._ended}

@@ -73,6 +73,23 @@ def preview_html(examples: list[tuple[str, list[tuple[str, str]]]], note: str = 
     return legend + extra + "".join(blocks)
 
 
+def rollout_html(event) -> str:
+    """Reward tuning's latest sampled answers, grouped by prompt, each with its reward."""
+    rows, last = [], None
+    for prompt, completion, reward in zip(event.prompts, event.completions, event.rewards):
+        head = f"<th {_CELL}>{_text(prompt)}</th>" if prompt != last else f"<th {_CELL}></th>"
+        last = prompt
+        shown = "–" if reward != reward else f"{reward:.2f}"  # NaN: no function scored it
+        rows.append(f"<tr>{head}<td {_CELL}>{_text(completion)}</td><td>{shown}</td></tr>")
+    return (f"<p><b>Sampled at step {event.step}</b> (each prompt answered several times; "
+            "rewards decide which answers it learns from)</p>"
+            '<table class="workbench-rollouts"><thead><tr><th>prompt</th><th>answer</th>'
+            f"<th>reward</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+_CELL = 'style="vertical-align:top;text-align:left;white-space:pre-wrap;max-width:30em"'
+
+
 def runs_table_html(runs: list[dict]) -> str:
     if not runs:
         return "<p><i>No runs yet in this folder.</i></p>"
