@@ -149,3 +149,98 @@ def test_requests_to_a_folder_that_is_not_a_running_run_say_so(tmp_path):
     assert result.returncode == 2 and "is not running (status: interrupted)" in result.stderr
     assert "continues from its last checkpoint" in result.stderr
     assert not (killed / "control.jsonl").exists(), "a request was left for nobody"
+
+
+def test_a_dashboard_attached_to_a_cli_run_follows_it_and_steers_it(tiny_model_dir, tmp_path):
+    import pytest
+
+    from workbench.errors import RunError
+    from workbench.ui.dashboard import Dashboard
+
+    path = write_tiny_config(tmp_path, tiny_model_dir, "followed", max_steps=5000,
+                             eval_fraction=0)
+    log = open(tmp_path / "train.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(path), "--quiet"],
+                               stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        run_dir = wait_until(lambda: next((p.parent for p in (tmp_path / "runs").glob(
+            "followed-*/metrics.jsonl") if metric_steps(p.parent)), None),
+            what="training to start")
+        watcher = Dashboard(interactive=True, redraw_seconds=0.0)
+        watcher.attach(run_dir, poll_seconds=0.1)
+        watcher.close()  # closing a dashboard that follows a run leaves the run going
+        time.sleep(0.5)
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+
+        dash = Dashboard(interactive=True, redraw_seconds=0.0)
+        dash.attach(run_dir, poll_seconds=0.1)
+        wait_until(lambda: dash.live.step >= 3, what="the chart to follow the run")
+        assert dash.state == "running" and "/ 5000" in dash.live.status.value
+        assert dash.live.chart.get_state()["value"][:4] == b"\x89PNG"
+        with pytest.raises(RunError, match="trains in another process"):
+            dash.chat_model()
+
+        dash.pause_button.click()
+        wait_until(lambda: dash.state == "paused", what="the run to pause")
+        assert not dash.resume_button.disabled and dash.pause_button.disabled
+        paused_at = json.loads((run_dir / "summary.json").read_text())["paused_at"]
+        dash.save_button.click()
+        wait_until(lambda: (run_dir / "checkpoints" / f"checkpoint-{paused_at}").is_dir(),
+                   what="the checkpoint")
+        dash.resume_button.click()
+        wait_until(lambda: dash.state == "running" and dash.live.step > paused_at + 2,
+                   what="the run to go on")
+        dash.stop_button.click()
+        assert process.wait(timeout=120) == 0, (tmp_path / "train.log").read_text()
+        wait_until(lambda: dash.state == "stopped", what="the dashboard to see the end")
+        dash.wait(10)
+        assert not dash.start_button.disabled and dash.stop_button.disabled
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    with pytest.raises(RunError, match=r"is not running \(status: stopped\)"):
+        Dashboard(interactive=True).attach(run_dir)
+
+
+def test_what_the_recorder_writes_the_follower_reads_back_as_the_same_events(tmp_path):
+    from workbench.engine.follow import RunFollower
+    from workbench.engine.recorder import RunRecorder
+    from workbench.engine.rundir import RunDir
+    from workbench.events import (EvalLogged, EvalScored, RunEnded, RunPaused, RunResumed,
+                                  RunStarted, SampleGenerated, StepLogged)
+
+    folder = RunDir(tmp_path / "run")
+    folder.path.mkdir()
+    (folder.path / "config.yaml").write_text("data: {path: x.jsonl}\ntrain: {max_steps: 9}\n")
+    folder.mark_running()
+    record, follower = RunRecorder(folder), RunFollower(folder.path)
+    (started,) = follower.poll()
+    assert isinstance(started, RunStarted) and started.total_steps == 9
+
+    written = [StepLogged(step=1, total_steps=9, epoch=0.1, loss=2.5, learning_rate=1e-4,
+                          grad_norm=None, tokens_seen=80, tokens_per_second=40.0,
+                          elapsed_seconds=2.0, metrics={"reward": 1.5, "reward/json_valid": 0.5}),
+               EvalLogged(step=1, eval_loss=2.0, perplexity=7.39, epoch=0.1, elapsed_seconds=2.5,
+                          metrics={"eval_reward_accuracy": 0.75}),
+               EvalScored(step=1, adapter=True, scores={"json_equal": 0.25}, examples=4,
+                          general_loss=3.5, general_change=0.01, seconds=1.25,
+                          tokens_per_second=30.5)]
+    for event in written:
+        record(event)
+    record(SampleGenerated(step=1, prompts=("a", "b"), completions=("x", "y")))
+    assert follower.poll() == written + [SampleGenerated(step=1, prompts=("a", "b"),
+                                                         completions=("x", "y"))]
+    assert follower.poll() == []  # nothing new
+
+    with open(folder.file("metrics.jsonl"), "a") as handle:  # a row still being written
+        handle.write('{"step": 2, "loss": 1.0')
+    record(RunPaused(step=2))
+    assert follower.poll() == [RunPaused(step=2)]
+    record(RunResumed(step=2))
+    assert follower.poll() == [RunResumed(step=2)]
+    record(RunEnded(status="stopped", step=2, run_dir=str(folder.path),
+                    summary={"status": "stopped", "step": 2}))
+    (ended,) = follower.poll()
+    assert isinstance(ended, RunEnded) and ended.status == "stopped" and follower.ended

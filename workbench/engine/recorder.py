@@ -72,3 +72,30 @@ def scores_row(event: EvalScored) -> dict:
         row["general_loss"] = event.general_loss
         row["general_loss_change"] = event.general_change
     return row
+
+
+STEP_FIELDS = {f.name for f in dataclasses.fields(StepLogged)} - {"metrics"}
+EVAL_FIELDS = {f.name for f in dataclasses.fields(EvalLogged)} - {"metrics"}
+
+
+def event_from_metrics_row(row: dict):
+    """The event a metrics.jsonl row was written from (the inverse of the recorder, for a
+    dashboard that follows a run from its folder); None for a row it cannot read."""
+    try:
+        if "scored_examples" in row:
+            return EvalScored(step=row["step"], adapter=row["adapter"],
+                              scores={k[6:]: v for k, v in row.items() if k.startswith("score/")},
+                              examples=row["scored_examples"],
+                              general_loss=row.get("general_loss"),
+                              general_change=row.get("general_loss_change"),
+                              seconds=row.get("eval_seconds", 0.0),
+                              tokens_per_second=row.get("answer_tokens_per_second", 0.0))
+        if "eval_loss" in row:
+            return EvalLogged(**{k: row[k] for k in EVAL_FIELDS if k in row},
+                              metrics={k: v for k, v in row.items() if k not in EVAL_FIELDS})
+        if "loss" in row:
+            return StepLogged(**{k: row[k] for k in STEP_FIELDS},
+                              metrics={k: v for k, v in row.items() if k not in STEP_FIELDS})
+    except (KeyError, TypeError):
+        return None
+    return None

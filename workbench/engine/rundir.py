@@ -204,12 +204,12 @@ class RunDir:
             self.write_json(SUMMARY, {**summary, "step": step, "last_checkpoint": str(path)})
 
     def note_paused(self, paused: bool, step: int) -> None:
-        """Say in a running summary whether the run is paused now (and at which step), so
-        `workbench runs` and a sender of requests can see it."""
+        """Say in a running summary whether the run is paused now and at which step it last
+        paused or resumed, so `workbench runs`, a sender of requests and a dashboard
+        following the folder can see it."""
         summary = self.summary()
         if summary.get("status") == "running":
-            self.write_json(SUMMARY, {**summary, "paused": paused, "paused_at": step if paused
-                                      else None})
+            self.write_json(SUMMARY, {**summary, "paused": paused, "paused_at": step})
 
     def checkpoints(self) -> list[Path]:
         """The complete checkpoints (a torn one has no trainer_state.json), by step."""

@@ -101,6 +101,28 @@ class RequestReader:
         return actions
 
 
+class FolderControl:
+    """`Control`'s calls for a run in another process: each one a request through its
+    folder (what a dashboard attached to that run presses)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.stop_requested = False
+
+    def stop(self) -> None:
+        send_request(self.run_dir, "stop")
+        self.stop_requested = True
+
+    def pause(self) -> None:
+        send_request(self.run_dir, "pause")
+
+    def resume(self) -> None:
+        send_request(self.run_dir, "resume")
+
+    def save_now(self) -> None:
+        send_request(self.run_dir, "save")
+
+
 def apply(control, action: str) -> None:
     {"stop": control.stop, "pause": control.pause, "resume": control.resume,
      "save": control.save_now}[action]()

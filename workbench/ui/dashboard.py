@@ -19,12 +19,14 @@ import traceback
 import ipywidgets as widgets
 
 from workbench.config import RunConfig
+from workbench.engine.follow import RunFollower
 from workbench.engine.loaded import LoadedRun, load_run
 from workbench.engine.preview import preview
 from workbench.engine.run import Run, RunResult
 from workbench.engine.rundir import RATINGS
+from workbench.engine.steering import FolderControl
 from workbench.errors import RunError, WorkbenchError
-from workbench.events import Control, RunPaused, RunResumed
+from workbench.events import Control, RunPaused, RunResumed, fan_out
 from workbench.plots.loss import LossChartFile
 from workbench.secrets import redact
 from workbench.ui.chat import ChatPanel
@@ -72,6 +74,8 @@ class Dashboard(widgets.VBox):
         self.result: RunResult | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
+        self.attached = None  # the folder of a run in another process this dashboard follows
+        self._detach = threading.Event()
         self._build()
         self._set_buttons("idle")
         self.add_class("workbench-dashboard")  # a stable hook for styling and browser tests
@@ -126,7 +130,7 @@ class Dashboard(widgets.VBox):
 
     @property
     def state(self) -> str:
-        return self.live.state if self.run is not None else "idle"
+        return self.live.state if self.run is not None or self.attached else "idle"
 
     def start(self) -> RunResult | None:
         """Start a run with the form's config. Headless: blocks and returns the result;
@@ -134,7 +138,7 @@ class Dashboard(widgets.VBox):
         if self._thread is not None and self._thread.is_alive():
             raise RunError("a run is already going; stop it first")
         config = self.form.config()  # ConfigError lists every problem
-        self.control, self.error, self.result = Control(), None, None
+        self.control, self.error, self.result, self.attached = Control(), None, None, None
         self.opened = None  # free its memory: the new run's model is the one to talk to
         self.live.reset()
         self.chat_panel.clear()
@@ -157,6 +161,48 @@ class Dashboard(widgets.VBox):
                                         daemon=True)
         self._thread.start()
         return None
+
+    def attach(self, run_dir, poll_seconds: float = 0.5) -> None:
+        """Follow a run that trains in another process (`workbench train` in a terminal, a
+        papermill job, a cluster node on a shared filesystem) from its folder: the status,
+        live chart and samples as its files grow, and Pause / Resume / Stop / Save sent as
+        requests through the folder. Closing the dashboard leaves that run going."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RunError("a run is going here; stop it (or let it finish) before attaching "
+                           "to another")
+        follower = RunFollower(run_dir)  # a folder that is not a run: says so
+        status = follower.status
+        if status != "running":
+            raise RunError(f"{run_dir} is not running (status: {status}); open it from the "
+                           "History tab to chat with it or rate it")
+        self.control, self.run, self.result, self.opened = FolderControl(run_dir), None, None, None
+        self.attached, self.error = follower.folder.path, None
+        self._detach.clear()
+        self.live.reset()
+        self.chat_panel.clear()
+        self.form.set_config(follower.folder.read_config())  # Setup shows what it trains
+        self.form.set_disabled(True)
+        self._set_buttons("running")
+        self.tabs.selected_index = TRAINING_TAB
+        self._thread = threading.Thread(target=self._follow, args=(follower, poll_seconds),
+                                        name="workbench-attached", daemon=True)
+        self._thread.start()
+
+    def _follow(self, follower: RunFollower, poll_seconds: float) -> None:
+        sinks = fan_out([self.live, self._follow_pauses] + self.extra_sinks)
+        try:
+            while not self._detach.is_set():
+                for event in follower.poll():
+                    sinks(event)
+                if follower.ended:
+                    break
+                self._detach.wait(poll_seconds)
+        except Exception as exc:  # a folder that vanished: say so, keep the dashboard
+            self._show_failure(exc)
+        finally:
+            self.form.set_disabled(False)
+            self._set_buttons("ended")
+            self.history.refresh(follower.folder.path.parent)
 
     def start_config(self, config: RunConfig) -> RunResult | None:
         """Put `config` in the Setup form and start it (what Teach's "Train on my feedback"
@@ -197,8 +243,10 @@ class Dashboard(widgets.VBox):
         return self.chat_panel.send(message)
 
     def close(self) -> None:
-        """Stop any run, free the model and close every widget of the dashboard."""
-        if self.control is not None:
+        """Stop any run started here (an attached run goes on), free the model and close every
+        widget of the dashboard."""
+        self._detach.set()
+        if self.control is not None and not self.attached:
             self.control.stop()
         self.wait(timeout=60)
         self.run = self.opened = None
@@ -260,6 +308,9 @@ class Dashboard(widgets.VBox):
         model while it is paused or over (its weights must not change under a reply)."""
         if self.opened is not None:
             return self.opened
+        if self.attached and self.run is None:
+            raise RunError(f"{self.attached.name} trains in another process, so its model is not "
+                           "here; once it has ended, open it from the History tab to chat")
         if self.run is None or self.run.loaded is None:
             raise RunError("no model yet: start a run, then pause it or let it finish to chat "
                            "(or open a finished run from the History tab)")
