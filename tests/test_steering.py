@@ -170,15 +170,14 @@ def test_a_dashboard_attached_to_a_cli_run_follows_it_and_steers_it(tiny_model_d
         watcher = Dashboard(interactive=True, redraw_seconds=0.0)
         watcher.attach(run_dir, poll_seconds=0.1)
         watcher.close()  # closing a dashboard that follows a run leaves the run going
-        time.sleep(0.5)
-        assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+        assert not (run_dir / "control.jsonl").exists(), "closing sent a request"
 
         dash = Dashboard(interactive=True, redraw_seconds=0.0)
         dash.attach(run_dir, poll_seconds=0.1)
         wait_until(lambda: dash.live.step >= 3, what="the chart to follow the run")
         assert dash.state == "running" and "/ 5000" in dash.live.status.value
         assert dash.live.chart.get_state()["value"][:4] == b"\x89PNG"
-        with pytest.raises(RunError, match="trains in another process"):
+        with pytest.raises(RunError, match="is trained by another process"):
             dash.chat_model()
 
         dash.pause_button.click()
@@ -186,8 +185,9 @@ def test_a_dashboard_attached_to_a_cli_run_follows_it_and_steers_it(tiny_model_d
         assert not dash.resume_button.disabled and dash.pause_button.disabled
         paused_at = json.loads((run_dir / "summary.json").read_text())["paused_at"]
         dash.save_button.click()
-        wait_until(lambda: (run_dir / "checkpoints" / f"checkpoint-{paused_at}").is_dir(),
-                   what="the checkpoint")
+        wait_until(lambda: f"checkpoint saved at step {paused_at}" in dash.live.status.value,
+                   what="the dashboard to see the checkpoint")
+        assert (run_dir / "checkpoints" / f"checkpoint-{paused_at}" / "trainer_state.json").exists()
         dash.resume_button.click()
         wait_until(lambda: dash.state == "running" and dash.live.step > paused_at + 2,
                    what="the run to go on")
@@ -244,3 +244,18 @@ def test_what_the_recorder_writes_the_follower_reads_back_as_the_same_events(tmp
                     summary={"status": "stopped", "step": 2}))
     (ended,) = follower.poll()
     assert isinstance(ended, RunEnded) and ended.status == "stopped" and follower.ended
+
+
+def test_a_run_that_is_still_running_is_not_resumed_beside_itself(tmp_path):
+    import pytest
+
+    from workbench.engine.run import Run
+    from workbench.engine.rundir import RunDir
+    from workbench.errors import RunError
+
+    folder = RunDir(tmp_path / "busy")
+    folder.path.mkdir()
+    (folder.path / "config.yaml").write_text("data: {path: x.jsonl}\n")
+    folder.mark_running()  # this process runs it
+    with pytest.raises(RunError, match=r"is still running \(pid \d+ on .*workbench stop"):
+        Run.resume(folder.path)

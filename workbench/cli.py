@@ -151,7 +151,7 @@ def add_request_parsers(commands) -> None:
     for action, help_text in REQUEST_HELP.items():
         request = commands.add_parser(action, help=help_text)
         request.add_argument("run_dir", metavar="RUN_DIR")
-        request.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+        request.add_argument("--wait", type=seconds, default=0, metavar="SECONDS",
                              help="wait up to this long for the run to do it (default: "
                              "send and return)")
         request.set_defaults(action=action)
@@ -247,6 +247,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is too small; give 1 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is negative; give 0 or more seconds")
     return value
 
 

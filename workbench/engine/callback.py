@@ -137,10 +137,10 @@ class EventCallback(TrainerCallback):
             self.sample(state.global_step)
         if self.evaluate_every and state.global_step % self.evaluate_every == 0:
             self.score(state.global_step)
+        if self.requests.pause_requested and not self.requests.stop_requested:
+            self._pause(state)  # a save asked with the pause is done at once, while paused
         if self.requests.take_save_request():
             control.should_save = True
-        if self.requests.pause_requested and not self.requests.stop_requested:
-            self._pause(state)
         if self.requests.stop_requested:
             self.stopped_by_request = True
             control.should_training_stop = True

@@ -18,8 +18,8 @@ from pathlib import Path
 from workbench.engine.recorder import event_from_metrics_row
 from workbench.engine.rundir import (ENVIRONMENT, METRICS, ROLLOUTS, SAMPLES, RunDir,
                                      run_status)
-from workbench.events import (RolloutSampled, RunEnded, RunPaused, RunResumed, RunStarted,
-                              SampleGenerated)
+from workbench.events import (CheckpointSaved, RolloutSampled, RunEnded, RunPaused, RunResumed,
+                              RunStarted, SampleGenerated)
 
 ENDED = ("finished", "stopped", "failed", "interrupted")
 
@@ -34,6 +34,8 @@ class RunFollower:
         self.paused = False
         self.ended = False
         self.samples: dict[tuple[int, bool], dict[str, str]] = {}
+        self.rollouts: dict[int, list[dict]] = {}
+        self.saved_at = self.folder.summary().get("saved_at")  # checkpoints from now on
 
     def poll(self) -> list:
         if self.ended:
@@ -47,19 +49,34 @@ class RunFollower:
                 events.append(event)
         events += self._samples(self._new_rows(SAMPLES))
         events += self._rollouts(self._new_rows(ROLLOUTS))
+        if summary.get("saved_at") != self.saved_at:
+            self.saved_at = summary.get("saved_at")
+            events.append(CheckpointSaved(step=summary.get("step") or 0,
+                                          path=str(summary.get("last_checkpoint"))))
         status = run_status(summary)
-        if status == "running" and bool(summary.get("paused")) != self.paused:
-            self.paused = not self.paused
-            step = summary.get("paused_at") or summary.get("step") or 0
-            events.append(RunPaused(step=step) if self.paused else RunResumed(step=step))
+        if status == "running":
+            events += self._pause_change(summary)
         elif status in ENDED:
             self.ended = True
-            events.append(RunEnded(status="failed" if status == "interrupted" else status,
-                                   step=summary.get("step") or 0, run_dir=str(self.folder.path),
-                                   summary=summary, error=summary.get("error") or (
-                                       "the run's process is gone (interrupted)"
-                                       if status == "interrupted" else None)))
+            events.append(self._end(summary, status))
         return events
+
+    def _pause_change(self, summary: dict) -> list:
+        if bool(summary.get("paused")) == self.paused:
+            return []
+        self.paused = not self.paused
+        step = summary.get("paused_at") or summary.get("step") or 0
+        return [RunPaused(step=step) if self.paused else RunResumed(step=step)]
+
+    def _end(self, summary: dict, status: str) -> RunEnded:
+        if status == "interrupted":  # killed: its summary still says running
+            error = (f"the run's process is gone (interrupted); `workbench train --resume "
+                     f"{self.folder.path}` continues from its last checkpoint")
+            return RunEnded(status="failed", step=summary.get("step") or 0,
+                            run_dir=str(self.folder.path), summary=summary, error=error)
+        return RunEnded(status=status, step=summary.get("step") or 0,
+                        run_dir=str(self.folder.path), summary=summary,
+                        error=summary.get("error"))
 
     @property
     def status(self) -> str:
@@ -80,9 +97,7 @@ class RunFollower:
     def _new_rows(self, name: str) -> list[dict]:
         path = self.folder.file(name)
         try:
-            if path.stat().st_size <= self.offsets[name]:
-                return []
-            with open(path, "rb") as handle:
+            with open(path, "rb") as handle:  # opening re-checks a file on NFS
                 handle.seek(self.offsets[name])
                 chunk = handle.read()
         except FileNotFoundError:
@@ -113,10 +128,14 @@ class RunFollower:
                                 adapter=adapter) for step, adapter in touched]
 
     def _rollouts(self, rows: list[dict]) -> list[RolloutSampled]:
+        """The latest step's sampled answers, whole even when split across two polls."""
+        for row in rows:
+            self.rollouts.setdefault(row.get("step", 0), []).append(row)
         if not rows:
             return []
-        last = rows[-1]["step"]
-        latest = [r for r in rows if r.get("step") == last]
-        return [RolloutSampled(step=last, prompts=tuple(r["prompt"] for r in latest),
-                               completions=tuple(r["completion"] for r in latest),
-                               rewards=tuple(r["reward"] for r in latest))]
+        last = max(self.rollouts)
+        latest = self.rollouts[last]
+        self.rollouts = {last: latest}  # older steps are not shown again
+        return [RolloutSampled(step=last, prompts=tuple(r.get("prompt", "") for r in latest),
+                               completions=tuple(r.get("completion", "") for r in latest),
+                               rewards=tuple(r.get("reward", 0.0) for r in latest))]

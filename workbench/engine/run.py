@@ -76,6 +76,11 @@ class Run:
                scorers=()) -> "Run":
         """A run that continues `run_dir` from its last checkpoint."""
         folder = RunDir.open(run_dir)
+        if folder.status() == "running":  # two processes must never write one folder
+            summary = folder.summary()
+            raise RunError(f"{run_dir} is still running (pid {summary.get('pid')} on "
+                           f"{summary.get('host')}); stop it first: workbench stop {run_dir} "
+                           "--wait 120")
         if folder.last_checkpoint() is None:
             raise RunError(f"{run_dir} has no checkpoint to resume from; checkpoints are saved "
                            "every train.save_every steps")
@@ -104,7 +109,11 @@ class Run:
         versions = library_versions()
         if self.resume_dir:
             self.run_dir = RunDir.open(self.resume_dir)
-            session = self.run_dir.mark_running(checkpoint_step(self.run_dir.last_checkpoint()))
+            step = checkpoint_step(self.run_dir.last_checkpoint())
+            # The rows after the checkpoint go before the folder says it runs again, so a
+            # dashboard that attaches now never reads rows about to disappear.
+            self.run_dir.truncate_metrics_after(step)
+            session = self.run_dir.mark_running(step)
         else:
             self.start = resolve_start(self.config)  # a wrong start_from fails here too
             self.run_dir = RunDir.create(self.config.output.runs_dir, self.config.output.name)
@@ -290,10 +299,8 @@ class Run:
                               self.config.data.max_length)
 
     def _rewind_to_checkpoint(self) -> float:
-        """Drop the log rows after the checkpoint being resumed (so the run continues one
-        clean curve) and return the training seconds recorded up to it."""
-        step = checkpoint_step(self.run_dir.last_checkpoint())
-        self.run_dir.truncate_metrics_after(step)
+        """The training seconds recorded up to the checkpoint being resumed (the rows after
+        it were dropped when the run started, so it continues one clean curve)."""
         rows = [r for r in self.run_dir.metrics() if "elapsed_seconds" in r]
         return rows[-1]["elapsed_seconds"] if rows else 0.0
 

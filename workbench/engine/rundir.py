@@ -201,7 +201,8 @@ class RunDir:
         """Record progress in a running summary, so an interrupted run says how far it got."""
         summary = self.summary()
         if summary.get("status") == "running":
-            self.write_json(SUMMARY, {**summary, "step": step, "last_checkpoint": str(path)})
+            self.write_json(SUMMARY, {**summary, "step": step, "last_checkpoint": str(path),
+                                      "saved_at": time.time()})  # a save at the same step too
 
     def note_paused(self, paused: bool, step: int) -> None:
         """Say in a running summary whether the run is paused now and at which step it last

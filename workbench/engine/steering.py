@@ -10,13 +10,16 @@ A request is one JSON line appended to the run's `control.jsonl`, addressed to t
 process that runs the folder now: the `session` in summary.json, a fresh token each
 time a run starts or resumes. So a request left behind for an earlier process is never
 honoured by a resumed one, and a run reads only its own folder's file, never another
-run's. One short `write` in append mode is not torn by another sender on a local or NFS
-filesystem, and the reader only takes complete lines.
+run's. The reader takes complete lines only, and a file it cannot read never stops
+training. One short `write` in append mode is not torn by another sender on a local
+filesystem; on NFS, senders on different hosts at the same instant can clash, and a
+request may be seen a few seconds late (attribute caching).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -26,18 +29,21 @@ from pathlib import Path
 from workbench.engine.rundir import RunDir, run_status
 from workbench.errors import RunError
 
+log = logging.getLogger(__name__)
+
 REQUESTS = "control.jsonl"
 ACTIONS = ("stop", "pause", "resume", "save")
 
 # What to say when the run is not running: the next step for each status.
 NOT_RUNNING_HINTS = {
-    "finished": "it has ended; `workbench generate {run}` uses its adapter",
+    "finished": "it has ended; `workbench generate {run} --prompt \"...\"` uses its adapter",
     "stopped": "it was stopped; `workbench train --resume {run}` continues it",
     "failed": "it failed (summary.json says why); `workbench train --resume {run}` continues "
               "from its last checkpoint",
     "interrupted": "its process is gone; `workbench train --resume {run}` continues from its "
                    "last checkpoint",
-    "unknown": "it has no summary.json yet",
+    "unknown": "it has no summary.json yet (a run that is just starting writes it in a "
+               "moment: try again)",
 }
 
 
@@ -77,12 +83,13 @@ class RequestReader:
     def poll(self, control) -> list[str]:
         """Apply every new request addressed to this session; returns their actions."""
         try:
-            if self.path.stat().st_size <= self.offset:
-                return []
-            with open(self.path, "rb") as handle:
+            with open(self.path, "rb") as handle:  # opening re-checks a file on NFS
                 handle.seek(self.offset)
                 chunk = handle.read()
         except FileNotFoundError:
+            return []
+        except OSError as exc:  # unreadable (permissions, a stale handle): go on training
+            log.warning("cannot read requests in %s: %s", self.path, exc)
             return []
         complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits
         self.offset += len(complete)
@@ -143,15 +150,19 @@ def wait_for(run_dir: str | Path, action: str, sent_to: dict, seconds: float,
     while True:
         summary = folder.summary()
         status = run_status(summary)
-        if summary.get("session") != sent_to.get("session") or status != "running":
-            ended = f"{folder.path} is {status} at step {summary.get('step')}"
-            return Outcome(action == "stop", ended if action == "stop" else
-                           f"{ended}: it ended before it could {action}")
+        if status == "running" and summary.get("session") != sent_to.get("session"):
+            return Outcome(False, f"{folder.path} was started again (pid {summary.get('pid')} on "
+                           f"{summary.get('host')}) before it could {action}; send it again")
+        if status != "running":
+            ended = f"{folder.path} has ended: {status} at step {summary.get('step')}"
+            if action == "stop":
+                return Outcome(status in ("stopped", "finished"), ended)
+            return Outcome(False, f"{ended}, before it could {action}")
         if action == "pause" and summary.get("paused"):
             return Outcome(True, f"{folder.path} is paused at step {summary.get('paused_at')}")
         if action == "resume" and not summary.get("paused"):
             return Outcome(True, f"{folder.path} is running again")
-        if action == "save" and summary.get("last_checkpoint") != sent_to.get("last_checkpoint"):
+        if action == "save" and summary.get("saved_at") != sent_to.get("saved_at"):
             return Outcome(True, f"{folder.path} saved {summary.get('last_checkpoint')}")
         if time.monotonic() >= deadline:
             return Outcome(False, f"{folder.path} has not done it after {seconds:g} s; the "

@@ -135,8 +135,7 @@ class Dashboard(widgets.VBox):
     def start(self) -> RunResult | None:
         """Start a run with the form's config. Headless: blocks and returns the result;
         interactive: trains in a worker thread and returns None at once."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RunError("a run is already going; stop it first")
+        self._refuse_while_going("start")
         config = self.form.config()  # ConfigError lists every problem
         self.control, self.error, self.result, self.attached = Control(), None, None, None
         self.opened = None  # free its memory: the new run's model is the one to talk to
@@ -162,43 +161,57 @@ class Dashboard(widgets.VBox):
         self._thread.start()
         return None
 
-    def attach(self, run_dir, poll_seconds: float = 0.5) -> None:
+    def attach(self, run_dir, poll_seconds: float = 0.5) -> "Dashboard":
         """Follow a run that trains in another process (`workbench train` in a terminal, a
         papermill job, a cluster node on a shared filesystem) from its folder: the status,
         live chart and samples as its files grow, and Pause / Resume / Stop / Save sent as
         requests through the folder. Closing the dashboard leaves that run going."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RunError("a run is going here; stop it (or let it finish) before attaching "
-                           "to another")
+        self._refuse_while_going("attach")
         follower = RunFollower(run_dir)  # a folder that is not a run: says so
         status = follower.status
         if status != "running":
             raise RunError(f"{run_dir} is not running (status: {status}); open it from the "
                            "History tab to chat with it or rate it")
+        config = follower.folder.read_config()  # before any state changes: it may refuse
         self.control, self.run, self.result, self.opened = FolderControl(run_dir), None, None, None
         self.attached, self.error = follower.folder.path, None
         self._detach.clear()
         self.live.reset()
         self.chat_panel.clear()
-        self.form.set_config(follower.folder.read_config())  # Setup shows what it trains
+        self.error_pane.layout.display = "none"
+        self.form.set_config(config)  # Setup shows what it trains
         self.form.set_disabled(True)
         self._set_buttons("running")
         self.tabs.selected_index = TRAINING_TAB
         self._thread = threading.Thread(target=self._follow, args=(follower, poll_seconds),
                                         name="workbench-attached", daemon=True)
         self._thread.start()
+        return self
+
+    def detach(self) -> None:
+        """Stop following an attached run; the run goes on in its own process."""
+        self._detach.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     def _follow(self, follower: RunFollower, poll_seconds: float) -> None:
         sinks = fan_out([self.live, self._follow_pauses] + self.extra_sinks)
         try:
             while not self._detach.is_set():
-                for event in follower.poll():
+                try:
+                    events = follower.poll()
+                except OSError:  # a file caught mid-replace, a slow network disk: next poll
+                    events = []
+                for event in events:
                     sinks(event)
                 if follower.ended:
                     break
                 self._detach.wait(poll_seconds)
-        except Exception as exc:  # a folder that vanished: say so, keep the dashboard
-            self._show_failure(exc)
+        except Exception as exc:  # the folder is unreadable: the run itself may go on
+            self.live.note = (f"lost track of {follower.folder.path.name} ({exc}); the run may "
+                              f"still be going: attach again, or workbench stop "
+                              f"{follower.folder.path}")
+            self.live.show_status()
         finally:
             self.form.set_disabled(False)
             self._set_buttons("ended")
@@ -273,8 +286,11 @@ class Dashboard(widgets.VBox):
         shows in the buttons as if pressed here."""
         if isinstance(event, RunPaused):
             self._set_buttons("paused")
-        elif isinstance(event, RunResumed) and not self.control.stop_requested:
-            self._set_buttons("running")
+            if self.attached:  # its model is in the other process, not here
+                self.live.note = "paused in its own process: Resume here (or workbench resume)"
+                self.live.show_status()
+        elif isinstance(event, RunResumed):
+            self._set_buttons("stopping" if self.control.stop_requested else "running")
 
     def _show_failure(self, exc: BaseException) -> None:
         expected = isinstance(exc, WorkbenchError)
@@ -298,6 +314,13 @@ class Dashboard(widgets.VBox):
                                      title=f"{self.result.run_dir.name}: {self.result.status}")))
         display(HTML(samples_table_html(self.live.base, self.live.by_step, self.live.prompts)))
 
+    def _refuse_while_going(self, doing: str) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            if self.attached:
+                raise RunError(f"this dashboard follows {self.attached.name}; dash.detach() "
+                               f"first (that run goes on), then {doing}")
+            raise RunError(f"a run is going; stop it (or let it finish) first, then {doing}")
+
     def _require_run(self) -> Control:
         if self.control is None or self._thread is None or not self._thread.is_alive():
             raise RunError("no run is going; press Start first")
@@ -309,8 +332,9 @@ class Dashboard(widgets.VBox):
         if self.opened is not None:
             return self.opened
         if self.attached and self.run is None:
-            raise RunError(f"{self.attached.name} trains in another process, so its model is not "
-                           "here; once it has ended, open it from the History tab to chat")
+            raise RunError(f"{self.attached.name} is trained by another process, so its model "
+                           "is not here; once it has ended, open it from the History tab (or "
+                           "dash.open_run) to chat")
         if self.run is None or self.run.loaded is None:
             raise RunError("no model yet: start a run, then pause it or let it finish to chat "
                            "(or open a finished run from the History tab)")
@@ -321,9 +345,7 @@ class Dashboard(widgets.VBox):
 
     def open_run(self, run_dir) -> LoadedRun:
         """Load a finished run folder (`load_run`) and make it what the Chat tab talks to."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RunError("a run is going; stop it (or let it finish) before opening another "
-                           "model beside it")
+        self._refuse_while_going("open another model")
         self.opened = load_run(run_dir)
         self.chat_panel.clear()
         self.chat_panel.notice.value = html.escape(f"talking to {self.opened.name}")
