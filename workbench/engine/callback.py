@@ -4,13 +4,14 @@ become TrainerControl flags. It writes nothing itself."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
+from workbench.engine.recorder import (  # the metrics row format
+    EVAL_FIELDS, STEP_FIELDS, event_from_metrics_row)
 from workbench.events import (CheckpointSaved, Control, EvalLogged, EvalScored, RolloutSampled,
                               RunPaused, RunResumed, RunStarted, SampleGenerated, StepLogged)
 
@@ -22,8 +23,6 @@ TRAINER_KEYS = {"loss", "grad_norm", "learning_rate", "epoch", "num_input_tokens
                 "eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
                 "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
                 "train_loss"}
-STEP_FIELDS = {f.name for f in dataclasses.fields(StepLogged)}
-EVAL_FIELDS = {f.name for f in dataclasses.fields(EvalLogged)}
 
 
 def method_metrics(logs: dict, evaluation: bool = False) -> dict:
@@ -69,11 +68,9 @@ class EventCallback(TrainerCallback):
                 self.eval_losses.append((row["step"], row["eval_loss"]))
                 self.last_eval_metrics = {k: v for k, v in row.items() if k not in EVAL_FIELDS}
             if "scored_examples" in row:
-                self.scored.append(EvalScored(
-                    step=row["step"], adapter=row["adapter"], examples=row["scored_examples"],
-                    scores={k[6:]: v for k, v in row.items() if k.startswith("score/")},
-                    general_loss=row.get("general_loss"),
-                    general_change=row.get("general_loss_change")))
+                scored = event_from_metrics_row(row)
+                if scored is not None:
+                    self.scored.append(scored)
 
     def elapsed(self) -> float:
         return self._elapsed_offset + time.perf_counter() - self._clock_start

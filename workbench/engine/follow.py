@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workbench.engine.recorder import event_from_metrics_row
 from workbench.engine.rundir import (ENVIRONMENT, METRICS, ROLLOUTS, SAMPLES, RunDir,
-                                     run_status)
+                                     read_new_lines, run_status)
 from workbench.events import (CheckpointSaved, RolloutSampled, RunEnded, RunPaused, RunResumed,
                               RunStarted, SampleGenerated)
 
@@ -95,17 +95,9 @@ class RunFollower:
                           backend="", device="", data=data)
 
     def _new_rows(self, name: str) -> list[dict]:
-        path = self.folder.file(name)
-        try:
-            with open(path, "rb") as handle:  # opening re-checks a file on NFS
-                handle.seek(self.offsets[name])
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = chunk[:chunk.rfind(b"\n") + 1]
-        self.offsets[name] += len(complete)
+        lines, self.offsets[name] = read_new_lines(self.folder.file(name), self.offsets[name])
         rows = []
-        for line in complete.decode("utf-8", errors="replace").splitlines():
+        for line in lines:
             try:
                 row = json.loads(line)
             except ValueError:

@@ -74,6 +74,7 @@ def scores_row(event: EvalScored) -> dict:
     return row
 
 
+# A metrics.jsonl row holds these fields of its event; every other key is in its metrics.
 STEP_FIELDS = {f.name for f in dataclasses.fields(StepLogged)} - {"metrics"}
 EVAL_FIELDS = {f.name for f in dataclasses.fields(EvalLogged)} - {"metrics"}
 

@@ -112,6 +112,20 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def read_new_lines(path: Path, offset: int) -> tuple[list[str], int]:
+    """The complete lines appended to `path` since byte `offset`, and the offset after
+    them: a line still being written waits for the next read. No file yet: no lines.
+    Other OSErrors (permissions, a stale NFS handle) reach the caller."""
+    try:
+        with open(path, "rb") as handle:  # opening (not a stat) re-checks a file on NFS
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return [], offset
+    complete = chunk[:chunk.rfind(b"\n") + 1]
+    return complete.decode("utf-8", errors="replace").splitlines(), offset + len(complete)
+
+
 class RunDir:
     """Paths and writers of one run folder."""
 

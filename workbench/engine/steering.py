@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.engine.rundir import RunDir, run_status
+from workbench.engine.rundir import RunDir, read_new_lines, run_status
 from workbench.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -83,18 +83,12 @@ class RequestReader:
     def poll(self, control) -> list[str]:
         """Apply every new request addressed to this session; returns their actions."""
         try:
-            with open(self.path, "rb") as handle:  # opening re-checks a file on NFS
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
+            lines, self.offset = read_new_lines(self.path, self.offset)
         except OSError as exc:  # unreadable (permissions, a stale handle): go on training
             log.warning("cannot read requests in %s: %s", self.path, exc)
             return []
-        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits
-        self.offset += len(complete)
         actions = []
-        for line in complete.decode("utf-8", errors="replace").splitlines():
+        for line in lines:
             try:
                 request = json.loads(line)
             except ValueError:
