@@ -51,6 +51,14 @@ def step_timer():
     return StepTimer()
 
 
+def demo_lora():
+    """The LoRA every CPU benchmark trains on the demo model: r16, alpha 32, all linear
+    layers (the demo's own settings)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
 def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 

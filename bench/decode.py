@@ -9,14 +9,14 @@ second, the prefill of the 8 prompts, and the time of one decoding step for all 
 import json
 import time
 
-from common import machine
+from common import demo_lora, machine
 
 ANSWERS, NEW_TOKENS = 8, 48
 
 
 def main() -> None:
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from workbench.backends.loading import load_tokenizer
@@ -49,8 +49,7 @@ def main() -> None:
                 "decode_step_ms": round((seconds - prefill) / (NEW_TOKENS - 1) * 1000)}
 
     results = {"plain": measure(model)}
-    lora = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
-                                            task_type="CAUSAL_LM"))
+    lora = get_peft_model(model, demo_lora())
     results["lora"] = measure(lora)
     lora.merge_adapter()
     results["lora merged"] = measure(lora)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, median_step, peak_rss_mb, step_clock
+from common import demo_lora, machine, median_step, peak_rss_mb, step_clock
 
 PROMPTS, GENERATIONS, NEW_TOKENS = 2, 4, 48
 
@@ -110,7 +110,6 @@ def step_workbench(steps: int) -> dict:
 def step_trl(steps: int) -> dict:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM
     from trl import GRPOConfig, GRPOTrainer
 
@@ -143,9 +142,7 @@ def step_trl(steps: int) -> dict:
         trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args,
                               train_dataset=dataset, processing_class=tokenizer,
                               callbacks=[clock],
-                              peft_config=LoraConfig(r=16, lora_alpha=32,
-                                                     target_modules="all-linear",
-                                                     task_type="CAUSAL_LM"))
+                              peft_config=demo_lora())
         began = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - began

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, median_step, peak_rss_mb, step_clock
+from common import demo_lora, machine, median_step, peak_rss_mb, step_clock
 
 BATCH = 4
 
@@ -66,7 +66,6 @@ def run_workbench(method: str, steps: int, count: int) -> dict:
 def run_trl(steps: int, count: int) -> dict:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
@@ -89,9 +88,7 @@ def run_trl(steps: int, count: int) -> dict:
                          save_strategy="no", beta=0.1, dataloader_num_workers=0)
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
                              processing_class=tokenizer, callbacks=[clock],
-                             peft_config=LoraConfig(r=16, lora_alpha=32,
-                                                    target_modules="all-linear",
-                                                    task_type="CAUSAL_LM"))
+                             peft_config=demo_lora())
         began = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - began

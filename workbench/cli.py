@@ -240,34 +240,25 @@ def add_export_parsers(commands) -> None:
     adapters.add_argument("--runs-dir", default="runs")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is too small; give 1 or more")
-    return value
+def checked(parse, kind: str, ok, problem: str):
+    """An argparse type: `parse` the text (else "is not {kind}"), then refuse a value `ok`
+    rejects, saying `problem` (what is wrong and what to give)."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{value:g} is {problem}")
+        return value
+
+    return convert
 
 
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value:g} is negative; give 0 or more seconds")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..1")
-    return value
+positive_int = checked(int, "a whole number", lambda v: v >= 1, "too small; give 1 or more")
+seconds = checked(float, "a number of seconds", lambda v: v >= 0,
+                  "negative; give 0 or more seconds")
+fraction = checked(float, "a number", lambda v: 0 <= v <= 1, "outside 0..1")
 
 
 def main(argv: list[str] | None = None) -> int:
