@@ -73,19 +73,22 @@ def send_request(run_dir: str | Path, action: str) -> dict:
 
 class RequestReader:
     """The running side: this session's new requests in `control.jsonl`, turned into
-    `Control` calls. A poll with nothing new costs one `stat`."""
+    `Control` calls. A poll with nothing new costs an open and an empty read."""
 
     def __init__(self, run_dir: RunDir, session: str):
         self.path = run_dir.file(REQUESTS)
         self.session = session
         self.offset = 0  # from the start: earlier sessions' lines are skipped by their token
+        self.warned = False
 
     def poll(self, control) -> list[str]:
         """Apply every new request addressed to this session; returns their actions."""
         try:
             lines, self.offset = read_new_lines(self.path, self.offset)
         except OSError as exc:  # unreadable (permissions, a stale handle): go on training
-            log.warning("cannot read requests in %s: %s", self.path, exc)
+            if not self.warned:  # once, not at every step
+                log.warning("cannot read requests in %s: %s", self.path, exc)
+                self.warned = True
             return []
         actions = []
         for line in lines:
