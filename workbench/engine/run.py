@@ -27,7 +27,7 @@ from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
 from workbench.engine.rundir import (ENVIRONMENT, REFERENCE, RunDir, checkpoint_step,
-                                     replace_folder)
+                                     replace_folder, run_status)
 from workbench.engine.steering import RequestReader
 from workbench.errors import RunError
 from workbench.events import Control, RunEnded, fan_out
@@ -76,8 +76,8 @@ class Run:
                scorers=()) -> "Run":
         """A run that continues `run_dir` from its last checkpoint."""
         folder = RunDir.open(run_dir)
-        if folder.status() == "running":  # two processes must never write one folder
-            summary = folder.summary()
+        summary = folder.summary()
+        if run_status(summary) == "running":  # two processes must never write one folder
             raise RunError(f"{run_dir} is still running (pid {summary.get('pid')} on "
                            f"{summary.get('host')}); stop it first: workbench stop {run_dir} "
                            "--wait 120")
@@ -210,7 +210,6 @@ class Run:
         from workbench.data.encoding import PaddingCollator
         from workbench.data.packing import PackedCollator
         from workbench.data.preference import PairCollator, UnpairedCollator
-
         from workbench.data.rollouts import PromptCollator
 
         pad = self.bundle.tokenizer.pad_token_id
@@ -270,7 +269,7 @@ class Run:
             evaluate_every=cfg.train.eval_every if cfg.eval.every is None else cfg.eval.every,
             evaluate_base_first=not self.resume_dir,
             evaluate_start_first=not self.resume_dir and self.continues_adapter,
-            elapsed_offset=self._rewind_to_checkpoint() if self.resume_dir else 0.0,
+            elapsed_offset=self._elapsed_before_resume() if self.resume_dir else 0.0,
             steering=self.steering)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=encoded.train,
@@ -298,7 +297,7 @@ class Run:
                               self.chat, self.config.data.system_prompt,
                               self.config.data.max_length)
 
-    def _rewind_to_checkpoint(self) -> float:
+    def _elapsed_before_resume(self) -> float:
         """The training seconds recorded up to the checkpoint being resumed (the rows after
         it were dropped when the run started, so it continues one clean curve)."""
         rows = [r for r in self.run_dir.metrics() if "elapsed_seconds" in r]

@@ -307,9 +307,9 @@ def list_runs(runs_dir: str | Path) -> list[dict]:
         if not (path / CONFIG).is_file():
             continue
         summary = RunDir(path).summary()
-        rows.append({"run": path.name, "path": str(path),
-                     "status": run_status(summary),
-                     "paused": bool(summary.get("paused")) and run_status(summary) == "running",
+        status = run_status(summary)
+        rows.append({"run": path.name, "path": str(path), "status": status,
+                     "paused": bool(summary.get("paused")) and status == "running",
                      "step": summary.get("step"), "final_loss": summary.get("final_loss"),
                      "best_eval_loss": summary.get("best_eval_loss")})
     return rows

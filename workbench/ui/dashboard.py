@@ -137,20 +137,14 @@ class Dashboard(widgets.VBox):
         interactive: trains in a worker thread and returns None at once."""
         self._refuse_while_going("start")
         config = self.form.config()  # ConfigError lists every problem
-        self.control, self.error, self.result, self.attached = Control(), None, None, None
-        self.opened = None  # free its memory: the new run's model is the one to talk to
-        self.live.reset()
-        self.chat_panel.clear()
-        self.error_pane.layout.display = "none"
+        self._clear_for(Control())
         sinks = [self.live, self._follow_pauses, LossChartFile()] + self.extra_sinks
         if not self.interactive:
             from workbench.console import ConsoleSink
 
             sinks.append(ConsoleSink())
         self.run = Run(config, sinks=sinks, control=self.control)
-        self.form.set_disabled(True)
-        self._set_buttons("running")
-        self.tabs.selected_index = TRAINING_TAB
+        self._show_going()
         self.live.show_status()
         if not self.interactive:
             self._execute(raise_errors=True)
@@ -173,20 +167,34 @@ class Dashboard(widgets.VBox):
             raise RunError(f"{run_dir} is not running (status: {status}); open it from the "
                            "History tab to chat with it or rate it")
         config = follower.folder.read_config()  # before any state changes: it may refuse
-        self.control, self.run, self.result, self.opened = FolderControl(run_dir), None, None, None
-        self.attached, self.error = follower.folder.path, None
+        self._clear_for(FolderControl(run_dir), attached=follower.folder.path)
+        self.run = None
         self._detach.clear()
-        self.live.reset()
-        self.chat_panel.clear()
-        self.error_pane.layout.display = "none"
         self.form.set_config(config)  # Setup shows what it trains
-        self.form.set_disabled(True)
-        self._set_buttons("running")
-        self.tabs.selected_index = TRAINING_TAB
+        self._show_going()
         self._thread = threading.Thread(target=self._follow, args=(follower, poll_seconds),
                                         name="workbench-attached", daemon=True)
         self._thread.start()
         return self
+
+    def _clear_for(self, control, attached=None) -> None:
+        """Forget the last run's result, model and views before a new one is started or
+        followed."""
+        self.control, self.attached, self.error, self.result = control, attached, None, None
+        self.opened = None  # free its memory: the new run's model is the one to talk to
+        self.live.reset()
+        self.chat_panel.clear()
+        self.error_pane.layout.display = "none"
+
+    def _show_going(self) -> None:
+        self.form.set_disabled(True)
+        self._set_buttons("running")
+        self.tabs.selected_index = TRAINING_TAB
+
+    def _show_ended(self, runs_dir) -> None:
+        self.form.set_disabled(False)
+        self._set_buttons("ended")
+        self.history.refresh(runs_dir)
 
     def detach(self) -> None:
         """Stop following an attached run; the run goes on in its own process."""
@@ -213,9 +221,7 @@ class Dashboard(widgets.VBox):
                               f"{follower.folder.path}")
             self.live.show_status()
         finally:
-            self.form.set_disabled(False)
-            self._set_buttons("ended")
-            self.history.refresh(follower.folder.path.parent)
+            self._show_ended(follower.folder.path.parent)
 
     def start_config(self, config: RunConfig) -> RunResult | None:
         """Put `config` in the Setup form and start it (what Teach's "Train on my feedback"
@@ -277,9 +283,7 @@ class Dashboard(widgets.VBox):
             if raise_errors:
                 raise
         finally:
-            self.form.set_disabled(False)
-            self._set_buttons("ended")
-            self.history.refresh(self.run.config.output.runs_dir)
+            self._show_ended(self.run.config.output.runs_dir)
 
     def _follow_pauses(self, event) -> None:
         """A pause or resume asked from elsewhere (`workbench pause RUN_DIR` in a terminal)
@@ -331,7 +335,7 @@ class Dashboard(widgets.VBox):
         model while it is paused or over (its weights must not change under a reply)."""
         if self.opened is not None:
             return self.opened
-        if self.attached and self.run is None:
+        if self.attached:
             raise RunError(f"{self.attached.name} is trained by another process, so its model "
                            "is not here; once it has ended, open it from the History tab (or "
                            "dash.open_run) to chat")
