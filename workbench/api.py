@@ -22,18 +22,20 @@ def default_sinks(quiet: bool = False) -> list:
 
 
 def train(config: RunConfig, sinks=(), control: Control | None = None,
-          quiet: bool = False, scorers=()) -> RunResult:
+          quiet: bool = False, scorers=(), run_dir: str | Path | None = None) -> RunResult:
     """Train to the end (blocking), printing progress unless quiet; returns status and summary.
-    `scorers` are your own f(prompt, answer, reference) -> 0..1, beside eval.scorers."""
+    `scorers` are your own f(prompt, answer, reference) -> 0..1, beside eval.scorers.
+    `run_dir`: a new, empty folder to write into (default: output.runs_dir/<name>-<time>)."""
     return Run(config, sinks=default_sinks(quiet) + list(sinks), control=control,
-               scorers=scorers).execute()
+               scorers=scorers, run_dir=run_dir).execute()
 
 
 def resume(run_dir: str | Path, sinks=(), control: Control | None = None,
-           quiet: bool = False, scorers=()) -> RunResult:
-    """Continue a stopped, failed or killed run from its last checkpoint, in the same folder."""
+           quiet: bool = False, scorers=(), nproc: int | None = None) -> RunResult:
+    """Continue a stopped, failed or killed run from its last checkpoint, in the same folder
+    (`nproc`: in that many processes per machine, not the number it was started with)."""
     return Run.resume(run_dir, sinks=default_sinks(quiet) + list(sinks), control=control,
-                      scorers=scorers).execute()
+                      scorers=scorers, nproc=nproc).execute()
 
 
 def TunedModel(run_dir: str | Path) -> LoadedRun:  # noqa: N802 (the README's name since 0.1)

@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
                        "checkpoint")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--nproc", type=positive_int, help="processes per machine, one per GPU "
+                       "(distributed.nproc); above 1 the run starts under accelerate launch")
+    train.add_argument("--nnodes", type=positive_int, help="machines (distributed.nnodes); "
+                       "start the same command on each, with --node-rank and --main-address")
+    train.add_argument("--node-rank", type=non_negative_int, default=0,
+                       help="this machine's place, 0 to nnodes-1 (node 0 writes the run folder)")
+    train.add_argument("--main-address", metavar="HOST", help="node 0's address, for nnodes > 1")
+    train.add_argument("--main-port", type=positive_int, help="node 0's port (default 29500)")
+    train.add_argument("--run-dir", help="write into this new, empty folder (what the launcher "
+                       "passes to its processes)")
 
     runs = commands.add_parser("runs", help="list runs and their status")
     runs.add_argument("--runs-dir", default="runs")
@@ -256,6 +266,7 @@ def checked(parse, kind: str, ok, problem: str):
 
 
 positive_int = checked(int, "a whole number", lambda v: v >= 1, "too small; give 1 or more")
+non_negative_int = checked(int, "a whole number", lambda v: v >= 0, "negative; give 0 or more")
 seconds = checked(float, "a number of seconds", lambda v: v >= 0,
                   "negative; give 0 or more seconds")
 fraction = checked(float, "a number", lambda v: 0 <= v <= 1, "outside 0..1")
@@ -301,24 +312,65 @@ def cmd_validate(args) -> int:
 
 def cmd_train(args) -> int:
     from workbench.api import resume, train
-    from workbench.config import load_config
+    from workbench.engine.distributed import Processes, expected_world_size
     from workbench.events import Control
 
+    if args.resume and (args.config or args.set):
+        print("error: --resume continues a run with its saved config; drop the config "
+              "file and --set", file=sys.stderr)
+        return 2
+    if not args.resume and not args.config:
+        print("error: give a config file (workbench validate --example > config.yaml)",
+              file=sys.stderr)
+        return 2
+    config = train_config(args)
+    if expected_world_size(config.distributed) > 1 and not Processes.from_environment().launched:
+        return launch_and_follow(args, config)
     control = Control()
     install_stop_handlers(control)
     if args.resume:
-        if args.config or args.set:
-            print("error: --resume continues a run with its saved config; drop the config "
-                  "file and --set", file=sys.stderr)
-            return 2
-        result = resume(args.resume, control=control, quiet=args.quiet)
+        result = resume(args.resume, control=control, quiet=args.quiet, nproc=args.nproc)
     else:
-        if not args.config:
-            print("error: give a config file (workbench validate --example > config.yaml)",
-                  file=sys.stderr)
-            return 2
-        result = train(load_config(args.config, args.set), control=control, quiet=args.quiet)
+        result = train(config, control=control, quiet=args.quiet, run_dir=args.run_dir)
     return 0 if result.status in ("finished", "stopped") else 1
+
+
+def process_options(args) -> list[str]:
+    """--nproc and --nnodes as config assignments."""
+    return [f"distributed.{name}={value}" for name, value in
+            (("nproc", args.nproc), ("nnodes", args.nnodes)) if value]
+
+
+def train_config(args):
+    from workbench.config import load_config
+    from workbench.engine.rundir import RunDir
+
+    if args.resume:
+        return RunDir.open(args.resume).read_config().with_overrides(process_options(args))
+    return load_config(args.config, args.set + process_options(args))
+
+
+def launch_and_follow(args, config) -> int:
+    """Start the run under accelerate launch and print its log until it ends."""
+    from pathlib import Path
+
+    from workbench.engine.launch import Nodes, launch_new_run, launch_resume
+
+    nodes = Nodes(args.node_rank, args.main_address, args.main_port)
+    settings = config.distributed
+    if args.resume:
+        launch = launch_resume(Path(args.resume), settings, args.nproc, nodes, args.quiet)
+    else:
+        given = [args.config] + [f"--set={item}" for item in args.set] + \
+            [f"--{name}={value}" for name, value in (("nproc", args.nproc),
+                                                    ("nnodes", args.nnodes)) if value]
+        launch = launch_new_run(config, given, nodes, args.quiet)
+    print(f"launching {settings.nproc * settings.nnodes} processes ({settings.strategy}) with "
+          f"accelerate; their output: {launch.log}"
+          + (f"\nrun folder: {launch.run_dir}" if launch.run_dir else ""), file=sys.stderr,
+          flush=True)
+    code = launch.follow(print)
+    return 0 if code == 0 else 1
 
 
 def install_stop_handlers(control) -> None:

@@ -223,6 +223,28 @@ class EvalSettings:
         "a file of `{text}` rows, or null to skip it.")
 
 
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
+
+
+@dataclass
+class DistributedSettings:
+    nproc: int = setting(
+        1, "Processes per machine, one per GPU (on a CPU they share its cores, over gloo). "
+        "Above 1, `workbench train` starts the run under `accelerate launch`; the batch of "
+        "one optimizer step is then train.batch_size x grad_accum x nproc x nnodes.",
+        ge=1, le=1024)
+    nnodes: int = setting(1, "Machines the run spans; each starts the same `workbench train` "
+                          "with --node-rank and --main-address (README: on a cluster).",
+                          ge=1, le=4096)
+    strategy: str = setting(
+        "ddp", "`ddp`: every process holds the whole model (LoRA fits); `fsdp`: FSDP2 shards "
+        "the model over the GPUs, for a base model too big for one; `deepspeed`: ZeRO, "
+        "from distributed.config_file.", choices=STRATEGIES)
+    config_file: str | None = setting(
+        None, "An accelerate config file (ddp, fsdp) or a DeepSpeed JSON (deepspeed), "
+        "passed through to `accelerate launch`.")
+
+
 @dataclass
 class OutputSettings:
     runs_dir: str = setting("runs", "Folder that holds one sub-folder per run.")
@@ -235,7 +257,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelSettings, "lora": LoraSettings, "data": DataSettings,
     "train": TrainSettings, "preference": PreferenceSettings, "grpo": GrpoSettings,
     "sample": SampleSettings,
-    "eval": EvalSettings, "output": OutputSettings,
+    "eval": EvalSettings, "output": OutputSettings, "distributed": DistributedSettings,
 }
 
 
@@ -252,6 +274,7 @@ class RunConfig:
     sample: SampleSettings = field(default_factory=SampleSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
 
     @classmethod
     def from_dict(cls, raw: Any) -> "RunConfig":
@@ -355,6 +378,10 @@ class RunConfig:
             ("train.method", self.train.method == "grpo" and data.packing,
              "train.method grpo samples its own answers, so there is nothing to pack; set "
              "data.packing: false"),
+            ("distributed.config_file", self.distributed.strategy == "deepspeed"
+             and not self.distributed.config_file,
+             "distributed.strategy deepspeed needs a DeepSpeed JSON here (its ZeRO stage and "
+             "offload settings), e.g. distributed.config_file: ds_zero2.json"),
             ("lora.target_modules",
              isinstance(lora.target_modules, list) and not lora.target_modules,
              "the list is empty; use `all-linear` or name modules such as [q_proj, v_proj]"),

@@ -182,9 +182,3 @@ class Control:
             self._save.clear()
             return True
         return False
-
-    def wait_while_paused(self, poll_seconds: float = 0.1, on_poll=None) -> None:
-        """Block until resumed or stopped, calling `on_poll()` every `poll_seconds`."""
-        while not self._running.wait(poll_seconds):
-            if on_poll is not None:
-                on_poll()

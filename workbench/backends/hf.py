@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from workbench.backends.base import ModelBundle
@@ -60,14 +61,19 @@ def load_model(source: str, config: RunConfig, dtype, on_cuda: bool):
     if config.model.load_in_4bit:
         # compute in the run's dtype: bf16 or fp16 by the GPU's capability
         kwargs["quantization_config"] = four_bit_config(on_cuda, dtype)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": local_gpu()}  # pinned: never "auto" with several processes
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except LOAD_ERRORS as exc:
         raise ModelError(describe_load_failure(source, "model", exc)) from None
     if on_cuda and not config.model.load_in_4bit:
-        model = model.to("cuda")
+        model = model.to(f"cuda:{local_gpu()}")
     return model
+
+
+def local_gpu() -> int:
+    """This process's GPU: its LOCAL_RANK when a launcher started several, else 0."""
+    return int(os.environ.get("LOCAL_RANK", 0))
 
 
 def four_bit_config(on_cuda: bool, dtype):

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from workbench.engine.distributed import Processes, agree_on_requests
 from workbench.engine.recorder import (  # the metrics row format
     EVAL_FIELDS, STEP_FIELDS, event_from_metrics_row)
 from workbench.events import (CheckpointSaved, Control, EvalLogged, EvalScored, RolloutSampled,
                               RunPaused, RunResumed, RunStarted, SampleGenerated, StepLogged)
 
 ROLLOUT_GROUPS_SHOWN = 2
+PAUSE_POLL_SECONDS = 0.1
 
 # What Trainer itself logs; anything else in a log is the method's own (WorkbenchTrainer.log
 # adds DPO's reward_accuracy, GRPO's reward/<function>, ...).
@@ -34,13 +36,17 @@ class EventCallback(TrainerCallback):
     def __init__(self, *, emit, control: Control, started: dict, sample_every: int, sampler,
                  sample_base_first: bool, elapsed_offset: float = 0.0, evaluator=None,
                  evaluate_every: int = 0, evaluate_base_first: bool = False,
-                 evaluate_start_first: bool = False, steering=None):
+                 evaluate_start_first: bool = False, steering=None,
+                 processes: Processes = Processes()):
         """`sampler(base)` returns (prompts, completions); `evaluator(base)` returns the
         fields of an EvalScored event but its step (None: no scores or forgetting check).
         `evaluate_start_first`: also score step 0 with the adapter on, for a run that
         continues an earlier adapter (there the adapter off is not where it starts).
-        `steering`: a RequestReader (steering.py), requests from other processes."""
+        `steering`: a RequestReader (steering.py), requests from other processes.
+        `processes`: this run's processes; only the main one samples and scores, and all
+        of them agree on each step's requests (distributed.py)."""
         self.emit, self.requests, self.steering = emit, control, steering
+        self.processes = processes
         self.started, self.sample_every, self.sampler = started, sample_every, sampler
         self.sample_base_first = sample_base_first
         self.evaluator, self.evaluate_every = evaluator, evaluate_every
@@ -145,28 +151,33 @@ class EventCallback(TrainerCallback):
 
     def _pause(self, state) -> None:
         """Hold the training thread between steps; the model stays in memory, so a paused
-        run can be sampled, chatted with and checkpointed, then resumed."""
+        run can be sampled, chatted with and checkpointed, then resumed. Every process
+        waits here together, asking each poll whether to save, resume or stop."""
         paused_at = time.perf_counter()
         self.emit(RunPaused(step=state.global_step))
-
-        def save_if_asked():
+        while True:
+            time.sleep(PAUSE_POLL_SECONDS)
             self.take_outside_requests()  # a `workbench resume` or `stop` wakes the run
             if self.requests.take_save_request():
                 # The same state Trainer saves right after this hook: step, optimizer and
                 # scheduler are all updated.
                 self.trainer.save_checkpoint_now()
                 self.on_save(self.trainer.args, state, None)
-
-        self.requests.wait_while_paused(on_poll=save_if_asked)
+            if not self.requests.pause_requested or self.requests.stop_requested:
+                break
         self._excluded += time.perf_counter() - paused_at
         self.emit(RunResumed(step=state.global_step))
 
     def take_outside_requests(self) -> None:
-        """`workbench stop|pause|resume|save RUN_DIR` from any process become Control calls."""
+        """`workbench stop|pause|resume|save RUN_DIR` from any process become Control calls
+        (read by the main process), then every process of the run takes the same ones."""
         if self.steering is not None:
             self.steering.poll(self.requests)
+        agree_on_requests(self.requests, self.processes)
 
     def sample(self, step: int, base: bool = False) -> None:
+        if not self.processes.is_main:  # the others go on to the next step and wait there
+            return
         began = time.perf_counter()
         prompts, completions = self.sampler(base)
         self._excluded += time.perf_counter() - began
@@ -177,7 +188,7 @@ class EventCallback(TrainerCallback):
 
     def score(self, step: int, base: bool = False) -> None:
         """Answer and score the held-out cases (and the forgetting check) now."""
-        if self.evaluator is None:
+        if self.evaluator is None or not self.processes.is_main:
             return
         began = time.perf_counter()
         fields = self.evaluator(base)

@@ -168,15 +168,16 @@ def token_logps(model, rollout: Rollout, temperature: float):
     completion] (0 outside the mask)."""
     import torch
 
+    from workbench.engine.trainer import decoder_states, output_head
     from workbench.engine.trainer import token_logps as head_logps
 
-    hidden = model.get_decoder()(input_ids=rollout.input_ids,
-                                 attention_mask=rollout.attention_mask).last_hidden_state
+    hidden = decoder_states(model, input_ids=rollout.input_ids,
+                            attention_mask=rollout.attention_mask)
     width = rollout.prompt_width
     targets = rollout.input_ids[:, width:]
     keep = rollout.completion_mask.bool()
     out = hidden.new_zeros(targets.shape, dtype=torch.float32)
-    out[keep] = head_logps(model.get_output_embeddings(), hidden[:, width - 1:-1][keep],
+    out[keep] = head_logps(output_head(model), hidden[:, width - 1:-1][keep],
                            targets[keep], temperature)
     return out
 

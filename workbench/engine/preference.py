@@ -23,14 +23,14 @@ def sequence_logps(model, batch: dict):
     """Per row: the sum of log p(token) over the trained (answer) tokens, and their count."""
     import torch
 
-    from workbench.engine.trainer import token_logps
+    from workbench.engine.trainer import decoder_states, output_head, token_logps
 
-    hidden = model.get_decoder()(input_ids=batch["input_ids"],
-                                 attention_mask=batch["attention_mask"]).last_hidden_state
+    hidden = decoder_states(model, input_ids=batch["input_ids"],
+                            attention_mask=batch["attention_mask"])
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)
-    values = token_logps(model.get_output_embeddings(), hidden[:, :-1][keep], targets[keep])
+    values = token_logps(output_head(model), hidden[:, :-1][keep], targets[keep])
     sums = hidden.new_zeros(targets.shape[0], dtype=torch.float32)
     return sums.index_add(0, rows[keep], values), keep.sum(dim=1)
 

@@ -23,6 +23,8 @@ from workbench.config import RunConfig
 from workbench.data.formats import is_chat_format
 from workbench.data.preference import check_method
 from workbench.data.splits import encode_splits, load_splits
+from workbench.engine.distributed import (Processes, check_world_size, share_from_main,
+                                          start_process_group, wait_for_all)
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
@@ -46,13 +48,18 @@ class RunResult:
 
 class Run:
     def __init__(self, config: RunConfig, sinks=(), control: Control | None = None,
-                 resume_dir: str | Path | None = None, scorers=(), rewards=()):
+                 resume_dir: str | Path | None = None, scorers=(), rewards=(),
+                 run_dir: str | Path | None = None):
         """`scorers` are Python functions f(prompt, answer, reference) -> 0..1 scored beside
         the config's eval.scorers (a notebook's own; the config can only name importable
-        ones)."""
+        ones). `run_dir`: a new, empty folder to write into instead of one named by
+        output.name (the launcher makes it, so its log can be there from the start)."""
         self.config = config.validate()
         self.control = control or Control()
-        self.sinks = fan_out(list(sinks))
+        self.processes = Processes.from_environment()
+        # Only the main process reports: the others' events would repeat its own.
+        self.sinks = fan_out(list(sinks) if self.processes.is_main else [])
+        self.given_dir = Path(run_dir) if run_dir else None
         self.recorder: RunRecorder | None = None  # writes the run folder, once it exists
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.run_dir: RunDir | None = None
@@ -73,8 +80,9 @@ class Run:
 
     @classmethod
     def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None,
-               scorers=()) -> "Run":
-        """A run that continues `run_dir` from its last checkpoint."""
+               scorers=(), nproc: int | None = None) -> "Run":
+        """A run that continues `run_dir` from its last checkpoint; `nproc`: in this many
+        processes per machine instead of the number it was started with."""
         folder = RunDir.open(run_dir)
         summary = folder.summary()
         if run_status(summary) == "running":  # two processes must never write one folder
@@ -84,7 +92,10 @@ class Run:
         if folder.last_checkpoint() is None:
             raise RunError(f"{run_dir} has no checkpoint to resume from; checkpoints are saved "
                            "every train.save_every steps")
-        return cls(folder.read_config(), sinks, control, resume_dir=run_dir, scorers=scorers)
+        config = folder.read_config()
+        if nproc is not None:
+            config = config.with_overrides([f"distributed.nproc={nproc}"])
+        return cls(config, sinks, control, resume_dir=run_dir, scorers=scorers)
 
     def emit(self, event) -> None:
         """The run folder first (a failed write fails the run), then every other sink."""
@@ -95,34 +106,36 @@ class Run:
     def execute(self) -> RunResult:
         """Run to the end and return its status and summary; errors are recorded, then raised."""
         from workbench.backends import select_backend
-        from workbench.engine.start_from import record_start, resolve_start
+        from workbench.engine.start_from import resolve_start
 
         started = time.time()
-        # First: a backend that cannot run here fails before data or model load, and
+        # Launched as many processes as the config asks for, or fail now: never a silent
+        # single-process run.
+        check_world_size(self.config.distributed, self.processes)
+        # Then: a backend that cannot run here fails before data or model load, and
         # Unsloth (when chosen) is imported before anything imports transformers.
         self.backend, self.backend_reason = select_backend(self.config)
+        start_process_group(self.processes)
         splits = load_splits(self.config.data, self.config.train.seed)  # bad data fails here
         check_method(self.config.train.method, splits.format, splits.train,
                      self.config.data.path or self.config.data.train_path)
         # A scorer that raises or returns a non-number fails here too, before the model loads.
         self.evaluator = Evaluator.prepare(self.config, splits.eval, self.extra_scorers)
         versions = library_versions()
-        if self.resume_dir:
-            self.run_dir = RunDir.open(self.resume_dir)
-            step = checkpoint_step(self.run_dir.last_checkpoint())
-            # The rows after the checkpoint go before the folder says it runs again, so a
-            # dashboard that attaches now never reads rows about to disappear.
-            self.run_dir.truncate_metrics_after(step)
-            session = self.run_dir.mark_running(step)
-        else:
+        if not self.resume_dir:
             self.start = resolve_start(self.config)  # a wrong start_from fails here too
-            self.run_dir = RunDir.create(self.config.output.runs_dir, self.config.output.name)
-            self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
-            session = self.run_dir.mark_running()
-            if self.start:
-                record_start(self.run_dir, self.start)
-        self.recorder = RunRecorder(self.run_dir)
-        self.steering = RequestReader(self.run_dir, session)  # `workbench stop RUN_DIR` & co.
+        if self.processes.is_main:  # the one process that writes the run folder
+            session = self._open_folder(versions)
+            self.recorder = RunRecorder(self.run_dir)
+            self.steering = RequestReader(self.run_dir, session)  # `workbench stop RUN_DIR`
+        self.run_dir = RunDir(share_from_main(str(self.run_dir.path) if self.run_dir else None,
+                                              self.processes))
+        wait_for_all(self.processes)
+        if not self.processes.is_main:  # it only trains; the main process reports failures
+            self._setup(splits, versions)
+            status = self._train()
+            self._finish(status, started)
+            return RunResult(status, self.run_dir.path, {})
         try:
             self._setup(splits, versions)
             status = self._train()
@@ -141,6 +154,26 @@ class Run:
             raise
         self.sinks(ended)
         return RunResult(status, self.run_dir.path, summary)
+
+    def _open_folder(self, versions: dict) -> str:
+        """Create (or reopen, to resume) the run folder and say that it runs; returns the
+        session token that requests to this process must carry."""
+        from workbench.engine.start_from import record_start
+
+        if self.resume_dir:
+            self.run_dir = RunDir.open(self.resume_dir)
+            step = checkpoint_step(self.run_dir.last_checkpoint())
+            # The rows after the checkpoint go before the folder says it runs again, so a
+            # dashboard that attaches now never reads rows about to disappear.
+            self.run_dir.truncate_metrics_after(step)
+            return self.run_dir.mark_running(step)
+        self.run_dir = RunDir(self.given_dir) if self.given_dir else \
+            RunDir.create(self.config.output.runs_dir, self.config.output.name)
+        self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
+        session = self.run_dir.mark_running()
+        if self.start:
+            record_start(self.run_dir, self.start)
+        return session
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -169,7 +202,8 @@ class Run:
             self._reference(encoded)
         if self.config.train.method == "grpo":
             self._check_rewards(encoded)
-        self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
+        if self.processes.is_main:
+            self.run_dir.write_json(ENVIRONMENT, self._environment(versions))
         self.trainer = self._build_trainer(encoded)
 
     def _reference(self, encoded) -> None:
@@ -193,7 +227,7 @@ class Run:
                                          self.config.train.batch_size)
             attach_reference(rows, values, method)
             saved[split] = values
-        if not self.resume_dir:
+        if not self.resume_dir and self.processes.is_main:
             self.run_dir.write_json(REFERENCE, saved)
 
     def _check_rewards(self, encoded) -> None:
@@ -248,6 +282,7 @@ class Run:
                 "trust_remote_code": self.config.model.trust_remote_code,
                 "notes": bundle.notes, "data": self.data_stats,
                 "start_from": self.start.describe() if self.start else None,
+                "distributed": self.processes.describe(self.config.distributed.strategy),
                 "evaluation": self.evaluator.describe() if self.evaluator else None,
                 "reward_check": self.reward_check.as_dict() if self.reward_check else None}
 
@@ -270,7 +305,7 @@ class Run:
             evaluate_base_first=not self.resume_dir,
             evaluate_start_first=not self.resume_dir and self.continues_adapter,
             elapsed_offset=self._elapsed_before_resume() if self.resume_dir else 0.0,
-            steering=self.steering)
+            steering=self.steering, processes=self.processes)
         args = training_arguments(cfg, self.run_dir, bundle, has_eval=bool(encoded.eval))
         trainer = WorkbenchTrainer(model=bundle.model, args=args, train_dataset=encoded.train,
                                    eval_dataset=encoded.eval or None,
@@ -279,6 +314,9 @@ class Run:
                                    model_loss=bundle.model_loss, method=cfg.train.method,
                                    preference=cfg.preference, rollouts=self._rollout_options())
         self.callback.trainer = trainer
+        if trainer.args.world_size != self.processes.world_size:  # e.g. no process group
+            raise RunError(f"this run was launched as {self.processes.world_size} processes but "
+                           f"trains in {trainer.args.world_size}; see the launch log")
         if self.resume_dir:  # the summary covers the whole run, not only this session
             self.callback.restore_history(self.run_dir.metrics())
             base = next((e for e in self.callback.scored if not e.adapter), None)
@@ -347,8 +385,11 @@ class Run:
     # -- save ----------------------------------------------------------------------------
 
     def _finish(self, status: str, started: float) -> dict:
-        save_adapter(self.bundle.model, self.bundle.tokenizer, self.run_dir.adapter_dir)
-        return self._summary(status, started)
+        if self.processes.several:
+            save_adapter_together(self.trainer, self.run_dir.adapter_dir, self.processes)
+        else:
+            save_adapter(self.bundle.model, self.bundle.tokenizer, self.run_dir.adapter_dir)
+        return self._summary(status, started) if self.processes.is_main else {}
 
     def _summary(self, status: str, started: float, error: str | None = None) -> dict:
         callback, state = self.callback, self.trainer.state if self.trainer else None
@@ -369,6 +410,7 @@ class Run:
             "elapsed_seconds": round(callback.elapsed(), 2) if callback else None,
             "wall_seconds_this_session": round(time.time() - started, 2),
             "data": self.data_stats, "backend": self.bundle.backend if self.bundle else None,
+            "world_size": self.processes.world_size,
             **evaluation_summary(callback.scored if callback else []),
             "adapter": str(self.run_dir.adapter_dir) if status != "failed" else None,
             "run_dir": str(self.run_dir.path), "ended": True,
@@ -448,7 +490,25 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
         gradient_checkpointing_kwargs={"use_reentrant": False},
         train_sampling_strategy="group_by_length" if cfg.data.group_by_length else "random",
         remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
-        optim="adamw_torch")
+        optim="adamw_torch",
+        # LoRA under DDP: the frozen base has no gradients to wait for (with True, DDP
+        # searches for them at every step; with reentrant checkpointing it fails).
+        ddp_find_unused_parameters=False)
+
+
+def save_adapter_together(trainer, target: Path, processes: Processes) -> None:
+    """`save_adapter` for a run in several processes: Trainer gathers the adapter (from the
+    shards of FSDP or ZeRO-3) and the main process writes it, then swaps it in."""
+    scratch = target.with_name(f".{target.name}.saving")
+    if processes.is_main:
+        shutil.rmtree(scratch, ignore_errors=True)
+    wait_for_all(processes)
+    trainer.save_model(str(scratch))
+    wait_for_all(processes)
+    if processes.is_main:
+        (scratch / "training_args.bin").unlink(missing_ok=True)  # not part of an adapter
+        replace_folder(scratch, target)
+    wait_for_all(processes)
 
 
 def checkpoint_state(path: Path):

@@ -62,16 +62,36 @@ def _token_logps(head, hidden, targets, temperature: float):
     return torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
+def decoder_states(model, **inputs):
+    """The decoder's last hidden states, from a forward through `model` as given: under DDP
+    that is its wrapper, which syncs gradients only for a forward through it. Meanwhile
+    the output head passes its input through, so no vocabulary logits are made (callers
+    apply the head in chunks, where tokens train)."""
+    head = output_head(model)
+    head.forward = lambda states: states
+    try:
+        return model(**inputs, use_cache=False).logits
+    finally:
+        del head.forward
+
+
+def output_head(model):
+    """The output embeddings (LM head) of a model, inside a DDP, FSDP or DeepSpeed wrapper."""
+    from accelerate.utils import extract_model_from_parallel
+
+    return extract_model_from_parallel(model).get_output_embeddings()
+
+
 def selective_head_loss(model, inputs, num_items_in_batch=None):
     """Mean cross-entropy over trained tokens, computing logits only at those positions."""
     import torch
 
-    hidden = model.get_decoder()(input_ids=inputs["input_ids"],
-                                 attention_mask=inputs["attention_mask"],
-                                 position_ids=inputs.get("position_ids")).last_hidden_state
+    hidden = decoder_states(model, input_ids=inputs["input_ids"],
+                            attention_mask=inputs["attention_mask"],
+                            position_ids=inputs.get("position_ids"))
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
-    head = model.get_output_embeddings()
+    head = output_head(model)
     total = sum(head_chunks(_head_loss, head, hidden[:, :-1][keep], targets[keep]),
                 hidden.new_zeros((), dtype=torch.float32))
     count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
@@ -133,6 +153,10 @@ class WorkbenchTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         else:
             loss = selective_head_loss(model, inputs, num_items_in_batch)
+            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                # As Trainer.compute_loss does: the count is of every process's tokens, and
+                # DDP averages the gradients over the processes.
+                loss = loss * self.accelerator.num_processes
         return (loss, {}) if return_outputs else loss
 
     def _preference_loss(self, model, inputs):
@@ -160,14 +184,17 @@ class WorkbenchTrainer(Trainer):
 
         options = self.rollouts
         settings = options.settings
-        rollout = sample_rollout(model, self.processing_class, inputs, settings, options.rewards,
+        # Sampling and the reference pass take no gradients, so they go around a DDP
+        # wrapper; the pass that trains goes through it.
+        plain = self.accelerator.unwrap_model(model)
+        rollout = sample_rollout(plain, self.processing_class, inputs, settings, options.rewards,
                                  chat=options.chat, system_prompt=options.system_prompt,
                                  max_prompt_length=options.max_prompt_length)
         logps = token_logps(model, rollout, settings.temperature)
         reference = None
         if settings.beta:
-            with torch.no_grad(), model.disable_adapter():
-                reference = token_logps(model, rollout, settings.temperature)
+            with torch.no_grad(), plain.disable_adapter():
+                reference = token_logps(plain, rollout, settings.temperature)
         loss, kl = grpo_loss(logps, rollout, settings, reference)
         seen = rollout.attention_mask.sum()
         self._tokens_pending = seen if self._tokens_pending is None else self._tokens_pending + seen
@@ -194,9 +221,19 @@ class WorkbenchTrainer(Trainer):
         super().log(logs, start_time)
 
     def take_tokens_seen(self) -> int:
-        """Non-padding tokens trained since the last call (one host sync, at log time)."""
+        """Non-padding tokens trained since the last call, by all processes (one host sync,
+        at log time, where every process logs)."""
+        import torch
+
         pending, self._tokens_pending = self._tokens_pending, None
-        return 0 if pending is None else int(pending.item())
+        if pending is None:
+            pending = torch.zeros((), dtype=torch.long, device=self.args.device)
+        if self.args.world_size > 1:
+            import torch.distributed as dist
+
+            pending = pending.clone()
+            dist.all_reduce(pending)
+        return int(pending.item())
 
     # -- checkpoints (Trainer's private API, transformers 5.17) --------------------------
 
@@ -219,16 +256,26 @@ class WorkbenchTrainer(Trainer):
         checkpoint-N folder that looks resumable but is not. So it writes into a staging
         folder, and the finished folder is renamed into place."""
         root = Path(super()._get_output_dir(trial))
-        self._staging_root = str(root / STAGING)
-        shutil.rmtree(self._staging_root, ignore_errors=True)
+        staging = root / STAGING
+        # With several processes each writes its part (the main one the adapter, optimizer
+        # and state; every one its RNG state), so only the main one clears and renames,
+        # and all wait for each other around it.
+        main = self.args.should_save
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self._staging_root = str(staging)
         try:
             super()._save_checkpoint(model, trial)
         finally:
-            staging, self._staging_root = Path(self._staging_root), None
-        name = f"checkpoint-{self.state.global_step}"
-        replace_folder(staging / name, root / name)
-        shutil.rmtree(staging, ignore_errors=True)
-        prune_checkpoints(root, self.args.save_total_limit or 0)
+            self._staging_root = None
+        self.accelerator.wait_for_everyone()
+        if main:
+            name = f"checkpoint-{self.state.global_step}"
+            replace_folder(staging / name, root / name)
+            shutil.rmtree(staging, ignore_errors=True)
+            prune_checkpoints(root, self.args.save_total_limit or 0)
+        self.accelerator.wait_for_everyone()  # in place before any process reads it
 
 
 @dataclass(frozen=True)
