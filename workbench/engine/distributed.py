@@ -83,7 +83,11 @@ def start_process_group(processes: Processes) -> None:
     import torch
     from accelerate import PartialState
 
-    PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.device.type == "cpu":
+        # accelerate names the CPU "cpu:0", which torch.load cannot map a checkpoint to
+        # (Trainer loads the optimizer there on resume); the plain "cpu" is the same place.
+        state.device = torch.device("cpu")
 
 
 def share_from_main(value, processes: Processes):
@@ -130,3 +134,26 @@ def agree_on_requests(control, processes: Processes) -> None:
         control.resume()
     if save:
         control.save_now()
+
+
+def grad_accum_on_resume(previous: dict, settings, grad_accum: int) -> tuple[int, str | None]:
+    """The grad_accum that keeps a resumed run's optimizer steps as large as before when it
+    resumes in another number of processes (`previous`: environment.json's `distributed`
+    of the session that wrote the checkpoint). Returns it and a note, or raises."""
+    before_world = int(previous.get("world_size") or 1)
+    before_accum = int(previous.get("grad_accum") or grad_accum)
+    now_world = expected_world_size(settings)
+    passes = before_world * before_accum  # forward passes of one optimizer step, all processes
+    if passes % now_world:
+        fits = sorted(n for n in range(1, passes + 1) if passes % n == 0)
+        raise RunError(
+            f"this run's checkpoint was trained in {before_world} process(es) with "
+            f"train.grad_accum {before_accum}: {passes} passes of train.batch_size per step, "
+            f"which {now_world} processes cannot share evenly; resume it in "
+            f"{' or '.join(map(str, fits))} processes (--nproc)")
+    accum = passes // now_world
+    if now_world == before_world:
+        return accum, None
+    return accum, (f"resumed in {now_world} process(es) instead of {before_world}: "
+                   f"train.grad_accum {accum} (was {before_accum}) keeps the size and the data "
+                   "order of every optimizer step")

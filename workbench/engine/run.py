@@ -23,8 +23,8 @@ from workbench.config import RunConfig
 from workbench.data.formats import is_chat_format
 from workbench.data.preference import check_method
 from workbench.data.splits import encode_splits, load_splits
-from workbench.engine.distributed import (Processes, check_world_size, share_from_main,
-                                          start_process_group, wait_for_all)
+from workbench.engine.distributed import (Processes, check_world_size, grad_accum_on_resume,
+                                          share_from_main, start_process_group, wait_for_all)
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
@@ -77,6 +77,7 @@ class Run:
         self.extra_scorers = list(scorers)  # callables from a notebook, beside eval.scorers
         self.extra_rewards = list(rewards)  # likewise, beside grpo.rewards
         self.reward_check = None  # grpo: the reward test bench's report, before training
+        self.resume_note = None  # resumed in another number of processes: what changed
 
     @classmethod
     def resume(cls, run_dir: str | Path, sinks=(), control: Control | None = None,
@@ -95,7 +96,12 @@ class Run:
         config = folder.read_config()
         if nproc is not None:
             config = config.with_overrides([f"distributed.nproc={nproc}"])
-        return cls(config, sinks, control, resume_dir=run_dir, scorers=scorers)
+        previous = folder.read_json(ENVIRONMENT).get("distributed") or {}
+        accum, note = grad_accum_on_resume(previous, config.distributed, config.train.grad_accum)
+        run = cls(config.with_overrides([f"train.grad_accum={accum}"]), sinks, control,
+                  resume_dir=run_dir, scorers=scorers)
+        run.resume_note = note
+        return run
 
     def emit(self, event) -> None:
         """The run folder first (a failed write fails the run), then every other sink."""
@@ -186,6 +192,8 @@ class Run:
 
     def _setup(self, splits, versions: dict) -> None:
         self.bundle = self.backend.load(self.config, **self._start_adapters())
+        if self.resume_note:
+            self.bundle.notes.append(self.resume_note)
         if self.continues_adapter:
             kept = self.bundle.model.peft_config["default"]
             self.bundle.notes.append(
@@ -282,7 +290,10 @@ class Run:
                 "trust_remote_code": self.config.model.trust_remote_code,
                 "notes": bundle.notes, "data": self.data_stats,
                 "start_from": self.start.describe() if self.start else None,
-                "distributed": self.processes.describe(self.config.distributed.strategy),
+                "distributed": {**self.processes.describe(self.config.distributed.strategy),
+                                "grad_accum": self.config.train.grad_accum,
+                                "examples_per_step": self.config.train.batch_size
+                                * self.config.train.grad_accum * self.processes.world_size},
                 "evaluation": self.evaluator.describe() if self.evaluator else None,
                 "reward_check": self.reward_check.as_dict() if self.reward_check else None}
 
@@ -493,7 +504,10 @@ def training_arguments(cfg: RunConfig, run_dir: RunDir, bundle, has_eval: bool):
         optim="adamw_torch",
         # LoRA under DDP: the frozen base has no gradients to wait for (with True, DDP
         # searches for them at every step; with reentrant checkpointing it fails).
-        ddp_find_unused_parameters=False)
+        ddp_find_unused_parameters=False,
+        # Several processes: keep the group distributed.start_process_group made (and its
+        # device), which Trainer would otherwise set up again.
+        accelerator_config={"use_configured_state": True} if distributed_run() else None)
 
 
 def save_adapter_together(trainer, target: Path, processes: Processes) -> None:
@@ -509,6 +523,10 @@ def save_adapter_together(trainer, target: Path, processes: Processes) -> None:
         (scratch / "training_args.bin").unlink(missing_ok=True)  # not part of an adapter
         replace_folder(scratch, target)
     wait_for_all(processes)
+
+
+def distributed_run() -> bool:
+    return Processes.from_environment().several
 
 
 def checkpoint_state(path: Path):
