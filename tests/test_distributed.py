@@ -279,3 +279,66 @@ def test_a_resume_that_cannot_keep_the_step_size_says_which_process_counts_can()
         grad_accum_on_resume({"world_size": 2, "grad_accum": 1}, settings(4), 1)
     with pytest.raises(ConfigError, match="distributed.strategy deepspeed needs a DeepSpeed JSON"):
         RunConfig.from_dict({"data": {"path": "x.jsonl"}, "distributed": {"strategy": "deepspeed"}})
+
+
+def test_a_dashboard_starts_a_two_process_run_follows_it_and_steers_it(tiny_model_dir, tmp_path):
+    from workbench.config import load_config
+    from workbench.ui.dashboard import Dashboard
+
+    folder = data_folder(tmp_path)
+    config = load_config(write_config(folder, tiny_model_dir, max_steps=5000, save_every=0),
+                         ["distributed.nproc=2"])
+    dash = Dashboard(config, interactive=True, redraw_seconds=0.0)
+    try:
+        dash.start_button.click()
+        run_dir = dash.launch.run_dir
+        assert dash.attached == run_dir and dash.state in ("starting", "running")
+        assert dash.launch.log == run_dir / "launch.log" and dash.launch.log.exists()
+        wait_until(lambda: dash.live.step >= 3, what="the chart to follow the processes")
+        dash.pause_button.click()
+        wait_until(lambda: dash.state == "paused", what="the run to pause")
+        steps = metric_steps(run_dir)
+        time.sleep(1.0)
+        assert metric_steps(run_dir) == steps, "a paused run kept training"
+        dash.resume_button.click()
+        wait_until(lambda: dash.state == "running" and dash.live.step > steps[-1] + 2,
+                   what="the run to go on")
+        dash.stop_button.click()
+        wait_until(lambda: dash.state == "stopped", what="the dashboard to see the end")
+        dash.wait(30)
+        assert dash.result.status == "stopped" and dash.result.summary["world_size"] == 2
+        assert dash.launch.process.wait(timeout=60) == 0
+        assert "run stopped at step" in (run_dir / "launch.log").read_text()
+    finally:
+        if dash.launch is not None and dash.launch.running():
+            dash.launch.terminate()
+        dash.close()
+
+
+def test_processes_that_fail_before_the_run_begins_leave_a_failed_summary_saying_why(
+        tiny_model_dir, tmp_path):
+    folder = data_folder(tmp_path)
+    path = write_config(folder, tiny_model_dir)
+    (folder / "orders.jsonl").write_text('{"messages": [}\n')  # a broken data file
+    done = workbench("train", str(path), "--nproc", "2")
+    assert done.returncode == 1
+    run_dir = only_run(folder / "runs")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "orders.jsonl" in summary["error"]
+    assert summary["log"] == str(run_dir / "launch.log")
+
+
+def test_fsdp_on_a_machine_without_gpus_is_refused_instead_of_running_as_ddp(tiny_model_dir,
+                                                                           tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA GPUs: FSDP2 can run here")
+    folder = data_folder(tmp_path)
+    done = workbench("train", str(write_config(folder, tiny_model_dir)), "--nproc", "2", "--set",
+                     "distributed.strategy=fsdp")
+    assert done.returncode == 1
+    summary = json.loads((only_run(folder / "runs") / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] == ("distributed.strategy fsdp shards the model over CUDA GPUs, and "
+                                "this machine has none; use distributed.strategy ddp here")

@@ -157,3 +157,26 @@ def grad_accum_on_resume(previous: dict, settings, grad_accum: int) -> tuple[int
     return accum, (f"resumed in {now_world} process(es) instead of {before_world}: "
                    f"train.grad_accum {accum} (was {before_accum}) keeps the size and the data "
                    "order of every optimizer step")
+
+
+# What accelerate calls a process group running each strategy (DistributedType names).
+ACCELERATE_TYPES = {"fsdp": "FSDP", "deepspeed": "DEEPSPEED"}
+
+
+def check_strategy(settings, processes: Processes, accelerator=None) -> None:
+    """FSDP2 and DeepSpeed shard over CUDA GPUs only; accelerate quietly runs such a launch
+    on CPUs as plain data parallel, so refuse it before anything loads, and once Trainer
+    has set up its Accelerator, check that the strategy asked for is the one running."""
+    wanted = ACCELERATE_TYPES.get(settings.strategy)
+    if not processes.several or wanted is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RunError(f"distributed.strategy {settings.strategy} shards the model over CUDA "
+                       "GPUs, and this machine has none; use distributed.strategy ddp here")
+    if accelerator is not None and accelerator.distributed_type.name != wanted:
+        raise RunError(f"distributed.strategy {settings.strategy} did not take effect: "
+                       f"accelerate runs these processes as {accelerator.distributed_type.name}; "
+                       "launch them with `workbench train` (or accelerate launch with the "
+                       f"{settings.strategy} options)")

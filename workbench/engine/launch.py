@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.engine.distributed import expected_world_size
-from workbench.engine.rundir import CONFIG, RunDir, read_new_lines
+from workbench.engine.rundir import CONFIG, SUMMARY, RunDir, read_new_lines
 from workbench.errors import RunError
 
 LAUNCH_LOG = "launch.log"
@@ -111,7 +111,7 @@ class Launch:
                 if not self.running():
                     for line in self.new_output():
                         write(line)
-                    return self.process.returncode
+                    return self.finish()
                 time.sleep(poll_seconds)
             except KeyboardInterrupt:
                 interrupts += 1
@@ -120,6 +120,19 @@ class Launch:
                           "press Ctrl-C again to end the processes now")
                 else:
                     self.terminate()
+
+    def finish(self) -> int:
+        """Once the processes have ended: a run folder they left without a summary (they
+        failed before the run began: a bad data file, a model that would not load) gets
+        a failed one naming the error from the log. Returns their exit code."""
+        code = self.process.wait()
+        if self.run_dir is not None:
+            folder = RunDir(self.run_dir)
+            if not folder.summary():
+                folder.write_json(SUMMARY, {
+                    "status": "failed", "ended": True, "step": 0, "run_dir": str(folder.path),
+                    "error": last_error(self.log), "log": str(self.log)})
+        return code
 
     def ask_to_stop(self) -> bool:
         from workbench.engine.steering import send_request
@@ -135,6 +148,20 @@ class Launch:
     def terminate(self) -> None:
         if self.running():
             os.killpg(self.process.pid, signal.SIGTERM)
+
+
+def last_error(log: Path) -> str:
+    """The `error: ...` line the processes printed last, else the log's last lines."""
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    if starts:  # with the indented lines that go on with it (each problem of a data file)
+        end = starts[-1] + 1
+        while end < len(lines) and lines[end].startswith((" ", "\t")):
+            end += 1
+        return "\n".join(lines[starts[-1]:end])[len("error: "):]
+    return f"the processes ended before the run began; the end of {log}:\n" + \
+        "\n".join(lines[-8:])
 
 
 def start_launch(settings, worker_args: list[str], run_dir: Path | None, nodes: Nodes = Nodes(),

@@ -23,8 +23,9 @@ from workbench.config import RunConfig
 from workbench.data.formats import is_chat_format
 from workbench.data.preference import check_method
 from workbench.data.splits import encode_splits, load_splits
-from workbench.engine.distributed import (Processes, check_world_size, grad_accum_on_resume,
-                                          share_from_main, start_process_group, wait_for_all)
+from workbench.engine.distributed import (Processes, check_strategy, check_world_size,
+                                          grad_accum_on_resume, share_from_main,
+                                          start_process_group, wait_for_all)
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
@@ -118,6 +119,7 @@ class Run:
         # Launched as many processes as the config asks for, or fail now: never a silent
         # single-process run.
         check_world_size(self.config.distributed, self.processes)
+        check_strategy(self.config.distributed, self.processes)
         # Then: a backend that cannot run here fails before data or model load, and
         # Unsloth (when chosen) is imported before anything imports transformers.
         self.backend, self.backend_reason = select_backend(self.config)
@@ -328,6 +330,7 @@ class Run:
         if trainer.args.world_size != self.processes.world_size:  # e.g. no process group
             raise RunError(f"this run was launched as {self.processes.world_size} processes but "
                            f"trains in {trainer.args.world_size}; see the launch log")
+        check_strategy(self.config.distributed, self.processes, trainer.accelerator)
         if self.resume_dir:  # the summary covers the whole run, not only this session
             self.callback.restore_history(self.run_dir.metrics())
             base = next((e for e in self.callback.scored if not e.adapter), None)

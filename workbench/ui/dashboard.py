@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import html
 import threading
+from pathlib import Path
 import traceback
 
 import ipywidgets as widgets
 
 from workbench.config import RunConfig
+from workbench.engine.distributed import expected_world_size
 from workbench.engine.follow import RunFollower
 from workbench.engine.loaded import LoadedRun, load_run
 from workbench.engine.preview import preview
@@ -26,7 +28,7 @@ from workbench.engine.run import Run, RunResult
 from workbench.engine.rundir import RATINGS
 from workbench.engine.steering import FolderControl
 from workbench.errors import RunError, WorkbenchError
-from workbench.events import Control, RunPaused, RunResumed, fan_out
+from workbench.events import Control, RunEnded, RunPaused, RunResumed, fan_out
 from workbench.plots.loss import LossChartFile
 from workbench.secrets import redact
 from workbench.ui.chat import ChatPanel
@@ -75,6 +77,7 @@ class Dashboard(widgets.VBox):
         self.error: str | None = None
         self._thread: threading.Thread | None = None
         self.attached = None  # the folder of a run in another process this dashboard follows
+        self.launch = None  # distributed.nproc > 1: the processes this dashboard started
         self._detach = threading.Event()
         self._build()
         self._set_buttons("idle")
@@ -137,6 +140,8 @@ class Dashboard(widgets.VBox):
         interactive: trains in a worker thread and returns None at once."""
         self._refuse_while_going("start")
         config = self.form.config()  # ConfigError lists every problem
+        if expected_world_size(config.distributed) > 1:
+            return self._start_processes(config)
         self._clear_for(Control())
         sinks = [self.live, self._follow_pauses, LossChartFile()] + self.extra_sinks
         if not self.interactive:
@@ -155,6 +160,30 @@ class Dashboard(widgets.VBox):
         self._thread.start()
         return None
 
+    def _start_processes(self, config: RunConfig) -> RunResult | None:
+        """distributed.nproc > 1: the run trains in processes of its own, started with
+        accelerate launch (a notebook's kernel cannot host them), their output in
+        launch.log in the run folder; the dashboard follows the folder as if attached.
+        Headless, it blocks until they end."""
+        from workbench.engine.launch import launch_new_run
+
+        launch = launch_new_run(config, source_args=[])
+        self._clear_for(FolderControl(launch.run_dir), attached=launch.run_dir)
+        self.run, self.launch = None, launch
+        self._detach.clear()
+        self._show_going()
+        self.live.note = (f"{expected_world_size(config.distributed)} processes started with "
+                          f"accelerate; their output: {launch.log}")
+        self.live.show_status()
+        follower = RunFollower(launch.run_dir)
+        if not self.interactive:
+            self._follow(follower, 0.5)
+            return self.result
+        self._thread = threading.Thread(target=self._follow, args=(follower, 0.5),
+                                        name="workbench-launched", daemon=True)
+        self._thread.start()
+        return None
+
     def attach(self, run_dir, poll_seconds: float = 0.5) -> "Dashboard":
         """Follow a run that trains in another process (`workbench train` in a terminal, a
         papermill job, a cluster node on a shared filesystem) from its folder: the status,
@@ -168,7 +197,7 @@ class Dashboard(widgets.VBox):
                            "History tab to chat with it or rate it")
         config = follower.folder.read_config()  # before any state changes: it may refuse
         self._clear_for(FolderControl(run_dir), attached=follower.folder.path)
-        self.run = None
+        self.run, self.launch = None, None
         self._detach.clear()
         self.form.set_config(config)  # Setup shows what it trains
         self._show_going()
@@ -203,16 +232,20 @@ class Dashboard(widgets.VBox):
             self._thread.join(timeout=10)
 
     def _follow(self, follower: RunFollower, poll_seconds: float) -> None:
-        sinks = fan_out([self.live, self._follow_pauses] + self.extra_sinks)
+        sinks = fan_out([self.live, self._follow_pauses, self._keep_result] + self.extra_sinks)
+        launch = self.launch
         try:
             while not self._detach.is_set():
+                gone = launch is not None and not launch.running()
+                if gone:
+                    launch.finish()  # processes that died before the run began say why
                 try:
                     events = follower.poll()
                 except OSError:  # a file caught mid-replace, a slow network disk: next poll
                     events = []
                 for event in events:
                     sinks(event)
-                if follower.ended:
+                if follower.ended or gone:
                     break
                 self._detach.wait(poll_seconds)
         except Exception as exc:  # the folder is unreadable: the run itself may go on
@@ -284,6 +317,13 @@ class Dashboard(widgets.VBox):
                 raise
         finally:
             self._show_ended(self.run.config.output.runs_dir)
+
+    def _keep_result(self, event) -> None:
+        """An attached or launched run's end, as the result a started run would give."""
+        if isinstance(event, RunEnded):
+            self.result = RunResult(event.status, Path(event.run_dir), event.summary)
+            if event.error:
+                self.error = event.error
 
     def _follow_pauses(self, event) -> None:
         """A pause or resume asked from elsewhere (`workbench pause RUN_DIR` in a terminal)
