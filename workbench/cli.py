@@ -282,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as exc:
         if os.environ.get("WORKBENCH_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        # one write: processes of one run that fail alike share a log, line by line
+        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.flush()
         return 2
     except KeyboardInterrupt:
         print("interrupted; the run folder records what was done", file=sys.stderr)

@@ -42,6 +42,8 @@ class LiveChart:
         self.score_axes, self.general_axes = self.axes[2], self.axes[3]
         self.score_axes.set_ylim(-0.05, 1.05)
         self.general_axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+        # learning rates such as 0.0002 would be cut at the figure's left edge
+        self.axes[4].ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
         self.general_axes.axhline(0, color="#bdbdbd", linewidth=0.8)
         self.score_lines: dict = {}  # scorer -> (its line, the base model's level)
         self.smoothed = self.axes[0].plot([], [], color="#3182bd", linewidth=2)[0]

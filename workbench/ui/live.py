@@ -53,6 +53,8 @@ class LiveView:
         self.general_change: float | None = None  # the forgetting check's latest change
         self.run_dir = ""
         self._last_draw = 0.0
+        self._draws_this_run = 0
+        self._gap = self.redraw_seconds
         # A LiveChart, made on the first redraw of each run: an empty figure reused from the
         # last run would keep that run's axis ranges.
         self._chart = None
@@ -193,9 +195,13 @@ class LiveView:
         self._chart = self._chart or LiveChart()
         self.chart.value = self._chart.png(self.history)
         self._last_draw = time.monotonic()
-        if self.redraw_seconds > 0:  # 0 means every event (tests ask for that)
+        # 0 means every event (tests ask for that). A run's first draw is not a measure:
+        # it pays for matplotlib's first figure, and counting it would hold the chart
+        # still for seconds (a dashboard attaching to a run reads many steps at once).
+        if self.redraw_seconds > 0 and self._draws_this_run:
             self._gap = max(self.redraw_seconds, (self._last_draw - began) / MAX_DRAW_SHARE)
         self.redraws += 1
+        self._draws_this_run += 1
 
 
 def add_point(history: dict, name: str, step: int, value: float) -> None:
