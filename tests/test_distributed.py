@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ORDERS, tiny_config
+from conftest import ORDERS, REPO, tiny_config
 from test_cli import workbench
 from test_steering import metric_steps, wait_until
 
@@ -40,8 +40,8 @@ def data_folder(root: Path) -> Path:
     return root
 
 
-def only_run(runs: Path) -> Path:
-    found = sorted(runs.iterdir())
+def only_run(runs: Path, name: str = "") -> Path:
+    found = sorted(p for p in runs.iterdir() if p.name.startswith(name))
     assert len(found) == 1, f"expected one run folder, found {[p.name for p in found]}"
     return found[0]
 
@@ -342,3 +342,42 @@ def test_fsdp_on_a_machine_without_gpus_is_refused_instead_of_running_as_ddp(tin
     assert summary["status"] == "failed"
     assert summary["error"] == ("distributed.strategy fsdp shards the model over CUDA GPUs, and "
                                 "this machine has none; use distributed.strategy ddp here")
+
+
+def test_dpo_in_two_processes_equals_one_process_and_grpo_trains_in_two(tiny_model_dir,
+                                                                        tmp_path):
+    """train.method is the same in several processes: DPO's loss and its metrics (averaged
+    over every process's pairs) equal one process of the same steps; GRPO samples in each
+    process and trains."""
+    from workbench.api import train
+    from workbench.config import load_config
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join((REPO / "workbench" / "demo" / "brevity.jsonl").read_text()
+                               .splitlines()[:24]) + "\n")
+    folder = data_folder(tmp_path / "dpo")
+    dpo = [f"data.path={pairs}", "train.method=dpo", "train.max_steps=4"]
+    path = write_config(folder, tiny_model_dir)
+    done = workbench("train", str(path), "--nproc", "2", *(f"--set={item}" for item in dpo))
+    assert done.returncode == 0, done.stdout + done.stderr
+    single = train(load_config(path, dpo + ["train.grad_accum=2", "output.name=single"]),
+                   quiet=True)
+    two, one = step_rows(only_run(folder / "runs", "spread")), step_rows(single.run_dir)
+    assert sorted(two) == [1, 2, 3, 4]
+    for step in two:
+        for name in ("loss", "reward_accuracy", "reward_margin", "logp_chosen", "logp_rejected"):
+            assert two[step][name] == pytest.approx(one[step][name], abs=1e-4), (step, name)
+    assert two[4]["reward_accuracy"] == 1.0
+
+    folder = data_folder(tmp_path / "grpo")
+    done = workbench("train", str(write_config(folder, tiny_model_dir)), "--nproc", "2",
+                     "--set=train.method=grpo", "--set=train.batch_size=4",
+                     "--set=train.max_steps=3", "--set=grpo.rewards=[max_words:6]",
+                     "--set=grpo.max_completion_length=12", "--set=train.learning_rate=0.01")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = only_run(folder / "runs")
+    rows = step_rows(run_dir)
+    assert sorted(rows) == [1, 2, 3] and all("reward/max_words:6" in row for row in rows.values())
+    assert json.loads((run_dir / "summary.json").read_text())["world_size"] == 2
+    rollouts = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    assert {row["step"] for row in rollouts} == {1, 2, 3}

@@ -215,10 +215,23 @@ class WorkbenchTrainer(Trainer):
         bucket = self._metrics[mode]
         averaged = {name: float(sum(float(v) for v in values) / len(values))
                     for name, values in bucket.items() if values}
+        if self.args.world_size > 1 and averaged:  # every process logs here, at once
+            averaged = self._mean_over_processes(averaged)
         logs.update({(f"eval_{name}" if mode == "eval" else name): value
                      for name, value in averaged.items()})
         bucket.clear()
         super().log(logs, start_time)
+
+    def _mean_over_processes(self, values: dict) -> dict:
+        """The method's metrics averaged over every process's batches, as its loss is."""
+        import torch
+        import torch.distributed as dist
+
+        names = sorted(values)
+        total = torch.tensor([values[name] for name in names], dtype=torch.float64,
+                             device=self.args.device)
+        dist.all_reduce(total)
+        return dict(zip(names, (total / self.args.world_size).tolist()))
 
     def take_tokens_seen(self) -> int:
         """Non-padding tokens trained since the last call, by all processes (one host sync,
