@@ -230,8 +230,13 @@ def test_a_two_process_run_is_paused_resumed_and_stopped_from_its_folder(tiny_mo
     assert summary["status"] == "stopped" and summary["world_size"] == 2
     assert (run_dir / "checkpoints" / f"checkpoint-{summary['step']}" / "rng_state_1.pth").exists()
     assert "stopping after this step" in (tmp_path / "cli.log").read_text()
-    gone = subprocess.run(["pgrep", "-f", f"--run-dir {run_dir}"], capture_output=True, text=True)
-    assert gone.stdout.strip() == "", "a launched process outlived the run"
+    assert not processes_naming(run_dir), "a launched process outlived the run"
+
+
+def processes_naming(text) -> list[str]:
+    """The command lines of running processes that contain `text`."""
+    listed = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in listed.stdout.splitlines()[1:] if str(text) in line]
 
 
 def test_the_launch_command_is_accelerate_with_the_strategy_asked_for(tmp_path):
@@ -381,3 +386,17 @@ def test_dpo_in_two_processes_equals_one_process_and_grpo_trains_in_two(tiny_mod
     assert json.loads((run_dir / "summary.json").read_text())["world_size"] == 2
     rollouts = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
     assert {row["step"] for row in rollouts} == {1, 2, 3}
+
+
+def test_a_run_folder_given_to_a_new_run_must_not_hold_one_already(two_runs):
+    from workbench.api import train
+    from workbench.config import load_config
+    from workbench.errors import RunError
+
+    spread, _, _ = two_runs
+    before = (spread / "metrics.jsonl").read_text()
+    config = load_config(spread / "config.yaml", ["distributed.nproc=1"])
+    with pytest.raises(RunError, match=f"{spread} already holds a run; `workbench train "
+                       f"--resume {spread}` continues it"):
+        train(config, quiet=True, run_dir=spread)
+    assert (spread / "metrics.jsonl").read_text() == before

@@ -371,6 +371,10 @@ def launch_and_follow(args, config) -> int:
           f"accelerate; their output: {launch.log}"
           + (f"\nrun folder: {launch.run_dir}" if launch.run_dir else ""), file=sys.stderr,
           flush=True)
+    # Ctrl-C and SIGTERM ask the run to stop (a second ends it), even where this process
+    # was started with SIGINT ignored (a background job of a non-interactive shell).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     code = launch.follow(print)
     return 0 if code == 0 else 1
 

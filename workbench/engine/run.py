@@ -29,8 +29,8 @@ from workbench.engine.distributed import (Processes, check_strategy, check_world
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.loaded import LoadedRun
 from workbench.engine.recorder import RunRecorder
-from workbench.engine.rundir import (ENVIRONMENT, REFERENCE, RunDir, checkpoint_step,
-                                     replace_folder, run_status)
+from workbench.engine.rundir import (ENVIRONMENT, METRICS, REFERENCE, RunDir,
+                                     checkpoint_step, replace_folder, run_status)
 from workbench.engine.steering import RequestReader
 from workbench.errors import RunError
 from workbench.events import Control, RunEnded, fan_out
@@ -175,13 +175,22 @@ class Run:
             # dashboard that attaches now never reads rows about to disappear.
             self.run_dir.truncate_metrics_after(step)
             return self.run_dir.mark_running(step)
-        self.run_dir = RunDir(self.given_dir) if self.given_dir else \
+        self.run_dir = self._given_folder() if self.given_dir else \
             RunDir.create(self.config.output.runs_dir, self.config.output.name)
         self.run_dir.write_config(self.config, versions)  # first, so even a failed run has it
         session = self.run_dir.mark_running()
         if self.start:
             record_start(self.run_dir, self.start)
         return session
+
+    def _given_folder(self) -> RunDir:
+        """`run_dir` as given: new, or what the launcher made (its config and log only)."""
+        folder = RunDir(self.given_dir)
+        if folder.summary() or folder.file(METRICS).exists():
+            raise RunError(f"{folder.path} already holds a run; `workbench train --resume "
+                           f"{folder.path}` continues it")
+        folder.path.mkdir(parents=True, exist_ok=True)
+        return folder
 
     # -- setup ---------------------------------------------------------------------------
 

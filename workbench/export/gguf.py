@@ -2,9 +2,9 @@
 
     write_gguf(model, tokenizer, "out/model-q8_0.gguf", quant="q8_0")
 
-Architectures: Llama (`LlamaForCausalLM`, the demo model's; tested) and Mistral without a
-sliding window (written as GGUF `llama`, as llama.cpp does; untested). Others are refused
-with the list. Tokenizers: byte-level BPE (GPT-2 style: SmolLM, Llama 3, Qwen), written as
+Architectures: Llama (`LlamaForCausalLM`, the demo model's) and Mistral without a
+sliding window (written as GGUF `llama`, as llama.cpp does); both read back with
+transformers in tests/test_families.py. Others are refused with the list. Tokenizers: byte-level BPE (GPT-2 style: SmolLM, Llama 3, Qwen), written as
 `tokenizer.ggml.model = gpt2` with tokens, token types, merges, special ids and the chat
 template. SentencePiece tokenizers (Llama 2, Mistral v0.1) are refused for now.
 
@@ -29,7 +29,6 @@ QUANTS = ("f32", "f16", "q8_0")
 
 # transformers model_type -> GGUF architecture name
 ARCHITECTURES = {"llama": "llama", "mistral": "llama"}
-TESTED_ARCHITECTURES = ("llama",)
 
 # llama.cpp picks its pre-tokenizer (how text is split before BPE) by this name. It names
 # a tokenizer by the hash of the ids it gives for one probe text; a few common ones:
