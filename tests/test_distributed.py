@@ -198,9 +198,12 @@ def test_a_two_process_run_is_paused_resumed_and_stopped_from_its_folder(tiny_mo
     folder = data_folder(tmp_path)
     path = write_config(folder, tiny_model_dir, max_steps=5000, save_every=0)
     log = open(tmp_path / "cli.log", "w")  # a file, never an undrained pipe
+    # Started as a script's background job is: with SIGINT ignored, which the launcher must
+    # undo for Ctrl-C to work.
     process = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(path), "--nproc",
                                 "2", "--quiet"], stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         run_dir = wait_until(lambda: next((p.parent for p in (folder / "runs").glob(
             "spread-*/metrics.jsonl") if len(metric_steps(p.parent)) >= 2), None),

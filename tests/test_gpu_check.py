@@ -75,10 +75,16 @@ def write_manifest(folder: Path, left_out=None, corrupt=False) -> None:
                                                  "left_out": left_out or {}}))
 
 
-def gpu_check(out: Path, *args, timeout=240):
+def gpu_check(out: Path, *args, timeout=240, sigint_ignored=False):
+    """`sigint_ignored`: start it as a script's background job would be (SIGINT ignored,
+    which its children inherit)."""
+    import signal
+
     env = {**os.environ, "PYTHONPATH": ""}
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     done = subprocess.run([sys.executable, str(GPU_CHECK), str(out), *args],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout,
+                          preexec_fn=ignore)
     return done
 
 
@@ -209,13 +215,15 @@ def slow_test(tmp_path: Path) -> tuple[Path, Path]:
     return slow, pid_file
 
 
-def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_the_budget_stops_a_step_and_the_rest_do_not_run(tmp_path, sigint_ignored):
     slow, pid_file = slow_test(tmp_path)
     out = tmp_path / "out"
     started = time.monotonic()
     done = gpu_check(out, "--steps", "tests,bench-demo", "--tests", str(slow), "--budget", "8",
                      "--tests-cap", "100", "--wheels", str(tmp_path / "none"),
-                     "--site", str(tmp_path / "site"), "--work", str(tmp_path / "work"))
+                     "--site", str(tmp_path / "site"), "--work", str(tmp_path / "work"),
+                     sigint_ignored=sigint_ignored)
     took = time.monotonic() - started
     assert done.returncode == 2, done.stdout + done.stderr  # stopped, nothing failed
     assert took < 8 + 4  # the budget holds (plus the interpreter's own start and exit)

@@ -1,8 +1,8 @@
 """Start a run in several processes with `accelerate launch` (torchrun under it), never a
 launcher of our own, and follow it through its log file.
 
-    launch = start_launch(config, worker_args)    # the run folder exists at once
-    code = launch.follow(print)                   # the CLI: the log, until the run ends
+    launch = launch_new_run(config, source_args=[])   # the run folder exists at once
+    code = launch.follow(print)                        # the CLI: the log, until the end
 
 The launched processes run `python -m workbench train ...` themselves, see WORLD_SIZE
 and LOCAL_RANK, and train (distributed.py). Their output goes to `launch.log` in the run
@@ -177,7 +177,7 @@ def start_launch(settings, worker_args: list[str], run_dir: Path | None, nodes: 
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return Launch(process, log, run_dir, _offset=0)
+    return Launch(process, log, run_dir)
 
 
 def launch_new_run(config, source_args: list[str], nodes: Nodes = Nodes(),
