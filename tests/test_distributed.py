@@ -80,6 +80,16 @@ def as_stopped_at(source: Path, target: Path, step: int) -> Path:
     return target
 
 
+def assert_continues(resumed: Path, original: Path) -> None:
+    """A run resumed after step 4 trained steps 5.. and ended as the uninterrupted one."""
+    after, before = step_rows(resumed), step_rows(original)
+    assert sorted(after) == list(range(1, STEPS + 1))
+    for step in range(5, STEPS + 1):
+        assert after[step]["loss"] == pytest.approx(before[step]["loss"], abs=1e-4), step
+    assert_same_tensors(adapter_tensors(resumed / "adapter"), adapter_tensors(original / "adapter"),
+                        1e-5)
+
+
 @pytest.fixture(scope="module")
 def two_runs(tiny_model_dir, tmp_path_factory):
     """The same 8 steps twice: in 2 processes of 2 examples (the CLI launches them), and
@@ -133,12 +143,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process_and_continues_the_same_
     environment = json.loads((stopped / "environment.json").read_text())
     assert environment["distributed"]["grad_accum"] == 2  # 4 examples a step, as before
     assert any("instead of 2: train.grad_accum 2" in note for note in environment["notes"])
-    resumed, original = step_rows(stopped), step_rows(spread)
-    assert sorted(resumed) == list(range(1, STEPS + 1))
-    for step in range(5, STEPS + 1):
-        assert resumed[step]["loss"] == pytest.approx(original[step]["loss"], abs=1e-4), step
-    assert_same_tensors(adapter_tensors(stopped / "adapter"), adapter_tensors(spread / "adapter"),
-                        1e-5)
+    assert_continues(stopped, spread)
 
 
 def test_a_one_process_checkpoint_resumes_in_two_processes_and_continues_the_same_curve(
@@ -150,11 +155,7 @@ def test_a_one_process_checkpoint_resumes_in_two_processes_and_continues_the_sam
     summary = json.loads((stopped / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["world_size"] == 2
     assert json.loads((stopped / "environment.json").read_text())["distributed"]["grad_accum"] == 1
-    resumed, original = step_rows(stopped), step_rows(single)
-    for step in range(5, STEPS + 1):
-        assert resumed[step]["loss"] == pytest.approx(original[step]["loss"], abs=1e-4), step
-    assert_same_tensors(adapter_tensors(stopped / "adapter"), adapter_tensors(single / "adapter"),
-                        1e-5)
+    assert_continues(stopped, single)
 
 
 @pytest.mark.parametrize("nproc", [1, 2])
