@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import html
 import threading
-from pathlib import Path
 import traceback
+from pathlib import Path
 
 import ipywidgets as widgets
 
@@ -168,20 +168,13 @@ class Dashboard(widgets.VBox):
         from workbench.engine.launch import launch_new_run
 
         launch = launch_new_run(config, source_args=[])
-        self._clear_for(FolderControl(launch.run_dir), attached=launch.run_dir)
-        self.run, self.launch = None, launch
-        self._detach.clear()
-        self._show_going()
+        self._show_following(RunFollower(launch.run_dir), launch)
         self.live.note = (f"{expected_world_size(config.distributed)} processes started with "
                           f"accelerate; their output: {launch.log}")
         self.live.show_status()
-        follower = RunFollower(launch.run_dir)
         if not self.interactive:
-            self._follow(follower, 0.5)
+            self._thread.join()
             return self.result
-        self._thread = threading.Thread(target=self._follow, args=(follower, 0.5),
-                                        name="workbench-launched", daemon=True)
-        self._thread.start()
         return None
 
     def attach(self, run_dir, poll_seconds: float = 0.5) -> "Dashboard":
@@ -196,15 +189,20 @@ class Dashboard(widgets.VBox):
             raise RunError(f"{run_dir} is not running (status: {status}); open it from the "
                            "History tab to chat with it or rate it")
         config = follower.folder.read_config()  # before any state changes: it may refuse
-        self._clear_for(FolderControl(run_dir), attached=follower.folder.path)
-        self.run, self.launch = None, None
-        self._detach.clear()
         self.form.set_config(config)  # Setup shows what it trains
+        self._show_following(follower, None, poll_seconds)
+        return self
+
+    def _show_following(self, follower: RunFollower, launch, poll_seconds: float = 0.5) -> None:
+        """Follow a run in other processes (`launch`: the ones started here, if any) from its
+        folder, in a worker thread, with the controls sending requests through the folder."""
+        self._clear_for(FolderControl(follower.folder.path), attached=follower.folder.path)
+        self.run, self.launch = None, launch
+        self._detach.clear()
         self._show_going()
         self._thread = threading.Thread(target=self._follow, args=(follower, poll_seconds),
-                                        name="workbench-attached", daemon=True)
+                                        name="workbench-following", daemon=True)
         self._thread.start()
-        return self
 
     def _clear_for(self, control, attached=None) -> None:
         """Forget the last run's result, model and views before a new one is started or
@@ -295,8 +293,8 @@ class Dashboard(widgets.VBox):
         return self.chat_panel.send(message)
 
     def close(self) -> None:
-        """Stop any run started here (an attached run goes on), free the model and close every
-        widget of the dashboard."""
+        """Stop any run trained in this kernel (an attached run, or one launched in processes
+        of its own, goes on), free the model and close every widget of the dashboard."""
         self._detach.set()
         if self.control is not None and not self.attached:
             self.control.stop()
