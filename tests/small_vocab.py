@@ -7,7 +7,9 @@ import json
 from conftest import ORDERS
 
 
-def small_tokenizer():
+def small_tokenizer(end_of_turn: str = "<|im_end|>"):
+    """`end_of_turn` renames ChatML's `<|im_end|>` (to one llama.cpp does not recognise by
+    its text, say)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -19,12 +21,12 @@ def small_tokenizer():
     texts = [m["content"] for line in ORDERS.read_text(encoding="utf-8").splitlines()
              for m in json.loads(line)["messages"]]
     backend.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", end_of_turn],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
-                                        eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                        eos_token=end_of_turn, pad_token=end_of_turn,
                                         unk_token="<|endoftext|>")
-    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.chat_template = CHATML_TEMPLATE.replace("<|im_end|>", end_of_turn)
     return tokenizer
 
 

@@ -234,7 +234,8 @@ def add_export_parsers(commands) -> None:
                         help="hf: safetensors folder for transformers; gguf: one file for "
                         "llama.cpp; ollama: GGUF + Modelfile (default: hf)")
     export.add_argument("--quant", choices=QUANTS, default=DEFAULT_QUANT,
-                        help=f"GGUF weight type (default: {DEFAULT_QUANT})")
+                        help=f"GGUF weight type (default: {DEFAULT_QUANT}); q5_k_m, q4_k_m "
+                        "and q4_0 are made by llama.cpp's quantizer (the [verify] extra)")
     export.add_argument("-o", "--out", help="where to write (default: RUN_DIR/export/...)")
     export.add_argument("--weights", type=float, nargs="+", metavar="W",
                         help="one weight per run: export their weighted combination")
@@ -242,8 +243,11 @@ def add_export_parsers(commands) -> None:
                         help=f"how to combine several runs (default: {METHODS[0]})")
     export.add_argument("--density", type=float, help="share of each update kept by ties "
                         "and dare_* (0 to 1)")
+    export.add_argument("--verify", action="store_true", help="load the GGUF file with "
+                        "llama.cpp and check that it tokenizes, renders the chat template, "
+                        "answers and stops as the merged model does (the [verify] extra)")
     export.add_argument("--force", action="store_true", help="keep the files even when the "
-                        "chat template check fails")
+                        "chat template check or --verify fails")
 
     adapters = commands.add_parser("adapters", help="list the adapters in a runs folder: base "
                                    "model, rank, targets, dataset, final loss")
@@ -520,7 +524,8 @@ def cmd_export(args) -> int:
     from workbench.export.exporter import export_run
 
     result = export_run(args.run_dir, args.format, args.quant, args.out, weights=args.weights,
-                        method=args.method, density=args.density, force=args.force)
+                        method=args.method, density=args.density, force=args.force,
+                        verify=args.verify)
     for path in result.files:
         print(path)
     for note in result.notes:
@@ -528,6 +533,8 @@ def cmd_export(args) -> int:
     stages = ", ".join(s for s in result.check.stages if s != "training")
     if result.check.ok:
         print(f"chat template and stop token checked: training = {stages}")
+    if result.verdict is not None:
+        print(result.verdict.summary())
     if args.format == "ollama":
         print(f"next: ollama create NAME -f {result.out / 'Modelfile'}")
     return 0

@@ -7,7 +7,9 @@ or a GGUF file with an Ollama Modelfile, and check the chat template survived.
 Every export renders the same conversations through the training tokenizer and through
 what it wrote (the saved tokenizer, the GGUF metadata, the Modelfile template) and refuses
 when the token ids or the stop token differ: a model prompted unlike its training answers
-badly or never stops. `force=True` keeps the files and turns the refusal into a warning.
+badly or never stops. `verify=True` then has llama.cpp itself load the GGUF file and
+tokenize, render, answer and stop as the merged model does (`verify.py`); its verdict is
+written beside the file. `force=True` keeps the files and turns a refusal into a warning.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import ExportError
-from workbench.export.gguf import QUANTS
+from workbench.export.gguf import LLAMA_CPP_QUANTS, QUANTS
 from workbench.export.templates import RoundTrip, round_trip, turn_format
 
 FORMATS = ("hf", "gguf", "ollama")  # the first is the default
@@ -34,21 +36,25 @@ class ExportResult:
     check: RoundTrip
     notes: list[str] = field(default_factory=list)
     source: dict = field(default_factory=dict)
+    verdict: object = None  # verify.Verdict when llama.cpp checked the file
 
     def __repr__(self) -> str:
         state = "ok" if self.check.ok else f"{len(self.check.problems)} problem(s)"
+        judged = "" if self.verdict is None else \
+            f", llama.cpp: {'passed' if self.verdict.ok else 'FAILED'}"
         return (f"ExportResult(format={self.format!r}, out={str(self.out)!r}, "
-                f"template check: {state})")
+                f"template check: {state}{judged})")
 
 
 def export_run(run_dirs, format: str = FORMATS[0], quant: str = DEFAULT_QUANT, out=None, *,
                weights: list[float] | None = None, method: str = "linear",
-               density: float | None = None, force: bool = False) -> ExportResult:
+               density: float | None = None, force: bool = False,
+               verify: bool = False) -> ExportResult:
     """Export one run, or the weighted combination of several (same base model)."""
     from workbench.export.merge import merged_run
     from workbench.export.stack import AdapterStack
 
-    check_choices(format, quant)
+    check_choices(format, quant, verify)
     runs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
     if not runs:
         raise ExportError("no run folder given; `workbench runs` lists them")
@@ -65,23 +71,26 @@ def export_run(run_dirs, format: str = FORMATS[0], quant: str = DEFAULT_QUANT, o
     if out is None:
         out = root / {"hf": "hf", "gguf": f"{name}-{quant}.gguf", "ollama": "ollama"}[format]
     return export_model(model, tokenizer, format, quant, out, name=name, force=force,
-                        source=source)
+                        source=source, verify=verify)
 
 
 def export_stack(stack, format: str = FORMATS[0], quant: str = DEFAULT_QUANT, out=None, *,
-                 which: str = "combined", force: bool = False) -> ExportResult:
+                 which: str = "combined", force: bool = False,
+                 verify: bool = False) -> ExportResult:
     """Export what an AdapterStack currently answers with (by default its combination)."""
     if out is None:
         raise ExportError("give `out`, the folder to export the combination into")
     return export_model(stack.merged_model(which), stack.tokenizer, format, quant, out,
-                        name=which, force=force, source=stack.describe())
+                        name=which, force=force, source=stack.describe(), verify=verify)
 
 
 def export_model(model, tokenizer, format: str, quant: str, out, *, name: str = "model",
-                 force: bool = False, source: dict | None = None) -> ExportResult:
-    """Write a merged model and check its chat template. `out` is the folder for hf and
-    ollama, and the .gguf file (or a folder to put `<name>-<quant>.gguf` in) for gguf."""
-    check_choices(format, quant)
+                 force: bool = False, source: dict | None = None,
+                 verify: bool = False) -> ExportResult:
+    """Write a merged model and check its chat template (and, with `verify`, have llama.cpp
+    judge the GGUF file). `out` is the folder for hf and ollama, and the .gguf file (or a
+    folder to put `<name>-<quant>.gguf` in) for gguf."""
+    check_choices(format, quant, verify)
     target, notes = Path(out).expanduser(), []
     turns, end_of_turn = _turns(tokenizer, required=format == "ollama", notes=notes)
     if format == "hf":
@@ -104,16 +113,50 @@ def export_model(model, tokenizer, format: str, quant: str, out, *, name: str = 
                               "template, or pass --force (force=True) to keep the files anyway")
         notes.append(f"WARNING: the template check failed and the files were kept (--force):"
                      f"\n{problems}")
+    if verify:
+        _judge(result, model, tokenizer, force)
     return result
 
 
-def check_choices(format: str, quant: str) -> None:
+def check_choices(format: str, quant: str, verify: bool = False) -> None:
+    """Refuse a bad choice before the merge and the write, which take minutes."""
+    from workbench.export.llamacpp import require
+
     if format not in FORMATS:
         raise ExportError(f"export format {format!r} is not offered; choose one of "
                           f"{', '.join(FORMATS)}")
     if quant not in QUANTS:
         raise ExportError(f"quantization {quant!r} is not offered; choose one of "
                           f"{', '.join(QUANTS)}")
+    if verify and format == "hf":
+        raise ExportError("--verify has llama.cpp check a GGUF file; export --format gguf or "
+                          "ollama to verify")
+    if format != "hf" and quant in LLAMA_CPP_QUANTS:
+        require(f"the {quant} quantization")
+    if verify:
+        require("checking the export with llama.cpp (--verify)")
+
+
+def _judge(result: ExportResult, model, tokenizer, force: bool) -> None:
+    """llama.cpp loads the GGUF file and answers as the merged model does, or the export is
+    refused (kept with a warning under --force). The verdict is written beside the file."""
+    from workbench.export.verify import Reference, report_path, verify_gguf
+
+    gguf_file = next(f for f in result.files if f.suffix == ".gguf")
+    modelfile = next((f for f in result.files if f.name == "Modelfile"), None)
+    verdict = verify_gguf(gguf_file, Reference.of(model, tokenizer), modelfile=modelfile)
+    result.verdict = verdict
+    report = verdict.write(report_path(gguf_file))
+    if verdict.ok or force:
+        result.files.append(report)
+        if not verdict.ok:
+            result.notes.append("WARNING: llama.cpp's check failed and the files were kept "
+                                "(--force):\n" + verdict.summary())
+        return
+    _remove(None, result.files + [report])
+    raise ExportError("export refused: llama.cpp does not use the file as the merged model is "
+                      f"used:\n{verdict.summary()}\nFix what the problems name, or pass --force "
+                      "(force=True) to keep the files anyway")
 
 
 def _turns(tokenizer, required: bool, notes: list[str]):

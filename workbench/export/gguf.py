@@ -10,7 +10,8 @@ template. SentencePiece tokenizers (Llama 2, Mistral v0.1) are refused for now.
 
 Weights: `f32`; `f16` (norms stay F32, as llama.cpp writes them); `q8_0` (2-D weights in
 blocks of 32 int8 values with one F16 scale each, via `gguf.quants`; rows that do not
-divide by 32 stay F16). llama.cpp stores the query and key projections with each head's
+divide by 32 stay F16). `q5_k_m`, `q4_k_m` and `q4_0` are llama.cpp's own: an F16 file is
+written and handed to its quantizer (needs the `[verify]` extra; `llamacpp.py`). llama.cpp stores the query and key projections with each head's
 rotary halves interleaved; `permute_qk` does that and transformers' GGUF reader undoes it.
 The file is written under a temporary name and renamed, so a failed export leaves no
 half-written file behind.
@@ -25,7 +26,13 @@ from pathlib import Path
 
 from workbench.errors import ExportError
 
-QUANTS = ("f32", "f16", "q8_0")
+WRITTEN_QUANTS = ("f32", "f16", "q8_0")  # written here, with the `gguf` package
+LLAMA_CPP_QUANTS = ("q5_k_m", "q4_k_m", "q4_0")  # written by llama.cpp's quantizer (llamacpp.py)
+QUANTS = WRITTEN_QUANTS + LLAMA_CPP_QUANTS
+# The types each of llama.cpp's mixes is made of (norms stay F32; the _M mixes and q4_0 keep
+# some tensors at Q6_K); anything else in the file is a fallback the user is told about.
+QUANTIZER_MAIN_TYPES = {"q5_k_m": {"Q5_K", "Q6_K", "F32"}, "q4_k_m": {"Q4_K", "Q6_K", "F32"},
+                        "q4_0": {"Q4_0", "Q6_K", "F32"}}
 
 # transformers model_type -> GGUF architecture name
 ARCHITECTURES = {"llama": "llama", "mistral": "llama"}
@@ -65,6 +72,8 @@ def write_gguf(model, tokenizer, path: str | Path, quant: str = "f16", *,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.writing")
+    if quant in LLAMA_CPP_QUANTS:
+        return _write_with_quantizer(model, tokenizer, path, scratch, quant, name, end_of_turn)
     notes: list[str] = []
     writer = gguf.GGUFWriter(str(scratch), arch)
     try:
@@ -81,6 +90,37 @@ def write_gguf(model, tokenizer, path: str | Path, quant: str = "f16", *,
         scratch.unlink(missing_ok=True)
         raise
     return {"path": str(path), "quant": quant, "bytes": path.stat().st_size,
+            "tensor_types": types, "notes": notes}
+
+
+def _write_with_quantizer(model, tokenizer, path: Path, scratch: Path, quant: str, name,
+                          end_of_turn) -> dict:
+    """An F16 file first, then llama.cpp's quantizer from it (as `llama-quantize` is run)."""
+    from workbench.export.llamacpp import quantize, require
+
+    require(f"the {quant} quantization")  # before the F16 write, not after it
+    source = path.with_name(f".{path.name}.f16")
+    try:
+        summary = write_gguf(model, tokenizer, source, "f16", name=name or path.stem,
+                             end_of_turn=end_of_turn)
+        quantize(source, scratch, quant)
+        os.replace(scratch, path)
+    finally:
+        source.unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
+    types: dict[str, int] = {}
+    for kind in read_tensor_types(path).values():
+        types[kind] = types.get(kind, 0) + 1
+    notes = list(summary["notes"])
+    fallback = {k: n for k, n in types.items() if k not in QUANTIZER_MAIN_TYPES[quant]}
+    if fallback:
+        notes.append(f"llama.cpp's quantizer wrote {sum(fallback.values())} of "
+                     f"{sum(types.values())} tensors as "
+                     f"{', '.join(f'{k} ({n})' for k, n in sorted(fallback.items()))}: "
+                     f"{quant} blocks need rows that divide by 256 (32 for q4_0), so it "
+                     "falls back to the nearest type that fits; the file is larger than a "
+                     f"pure {quant} one")
+    return {**summary, "path": str(path), "quant": quant, "bytes": path.stat().st_size,
             "tensor_types": types, "notes": notes}
 
 
@@ -214,10 +254,21 @@ def pre_tokenizer_name(tokenizer) -> tuple[str, list[str]]:
     digest = sha256(str(tokenizer.encode(PROBE_TEXT)).encode()).hexdigest()
     if digest in KNOWN_PRE_TOKENIZERS:
         return KNOWN_PRE_TOKENIZERS[digest], []
+    if _plain_byte_level(tokenizer):
+        return "gpt-2", []  # GPT-2's own regex, whatever the vocabulary
     return "default", [f"llama.cpp may split text differently from this tokenizer: its "
                        f"pre-tokenizer is not one workbench recognises (hash {digest[:12]}), so "
                        "the GGUF says `default`. transformers reads the file correctly; check "
                        "the answers in llama.cpp or Ollama before you rely on them"]
+
+
+def _plain_byte_level(tokenizer) -> bool:
+    """A tokenizer that splits text with GPT-2's regex alone (a ByteLevel pre-tokenizer and
+    nothing else), which llama.cpp's `gpt-2` pre-tokenizer reproduces for any vocabulary."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    pre = spec.get("pre_tokenizer") or {}
+    return (spec.get("normalizer") is None and pre.get("type") == "ByteLevel"
+            and pre.get("use_regex", True) and not pre.get("add_prefix_space", False))
 
 
 def special_tokens_added(tokenizer) -> tuple[bool, bool]:

@@ -182,7 +182,7 @@ def round_trip(training, *, hf_tokenizer=None, gguf_path=None, turns: TurnFormat
     add_bos_token), the Ollama template (`turns`, tokenized as the GGUF would). `stops` are
     the Modelfile's stop strings: the end-of-turn token must be among them."""
     result = RoundTrip()
-    probes = [p for p in PROBES if _renders(training, p)]
+    probes = [p for p in PROBES if renders(training, p)]
     result.stages["training"] = [token_ids(training, render(training, p)) for p in probes]
     gguf_tokenizer = add_bos = None
     if hf_tokenizer is not None:
@@ -208,7 +208,7 @@ def round_trip(training, *, hf_tokenizer=None, gguf_path=None, turns: TurnFormat
     return result
 
 
-def _renders(tokenizer, messages) -> bool:
+def renders(tokenizer, messages) -> bool:
     try:
         render(tokenizer, messages)
         return True
