@@ -442,6 +442,65 @@ def test_demo_gguf_reads_back_with_transformers(demo_run, tmp_path, quant, max_d
         assert read_metadata(tmp_path / "demo.gguf")["tokenizer.ggml.eos_token_id"] == 2
 
 
+@pytest.fixture(scope="module")
+def demo_reference(demo_run):
+    from workbench.export.verify import Reference
+
+    _, model, tokenizer = demo_run
+    return Reference.of(model, tokenizer)
+
+
+# (max |logit diff|, mean, top-1) measured 2026-12-02 on the untuned demo model, 95 positions:
+# f32 0.038 / 0.004 / 100%, f16 0.076 / 0.010 / 100%, q8_0 2.0 / 0.29 / 96%,
+# q4_k_m 11 / 1.1 / 81% (logits spread with a standard deviation of about 7).
+@pytest.mark.slow
+@pytest.mark.parametrize("format, quant, max_drift, top1", [
+    ("gguf", "f32", 0.2, 0.99), ("gguf", "f16", 0.4, 0.98), ("gguf", "q8_0", 5.0, 0.85),
+    ("ollama", "q4_k_m", 25.0, 0.6)])
+def test_llama_cpp_judges_the_demo_exports(demo_run, demo_reference, tmp_path, format, quant,
+                                           max_drift, top1):
+    """What `workbench export --verify` checks, on the real model: llama.cpp splits each
+    probe prompt into the training ids (1), its built-in ChatML template renders them (2),
+    its greedy answer is the merged model's and stops on <|im_end|> (3; F32/F16 token for
+    token), and the Modelfile stops there too (4)."""
+    from workbench.export.exporter import export_run
+    from workbench.export.verify import report_path
+
+    run_dir, _, _ = demo_run
+    result = export_run(run_dir, format, quant, out=tmp_path / "out", verify=True)
+    verdict = result.verdict
+    print(f"\n{verdict.summary()}")
+    assert verdict.ok and result.check.ok
+    assert verdict.drift["max"] < max_drift and verdict.drift["top1"] >= top1
+    assert report_path(verdict.path) in result.files
+    # llama.cpp's ChatML renders the conversation that has a system message exactly; the
+    # other lacks SmolLM's default system prompt, which only --jinja adds: a warning.
+    assert [w.split(":")[0] for w in verdict.warnings] == ["template"]
+    assert "default system prompt" in verdict.warnings[0]
+    rows = verdict.generation
+    assert all(row["reference_stopped"] for row in rows)
+    if quant in ("f32", "f16"):
+        assert all(row["equal"] == row["compared"] and row["stopped"] for row in rows)
+
+
+@pytest.mark.slow
+def test_llama_cpp_catches_a_wrong_template_in_a_demo_file(demo_run, demo_reference, tmp_path):
+    import copy
+
+    from workbench.export.gguf import write_gguf
+    from workbench.export.verify import verify_gguf
+
+    _, model, tokenizer = demo_run
+    wrong = copy.deepcopy(tokenizer)  # Llama 2's format in place of ChatML
+    wrong.chat_template = ("{% for m in messages %}{% if m['role'] == 'user' %}"
+                           "{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}"
+                           "{{ m['content'] }}{% endif %}{% endfor %}")
+    write_gguf(model, wrong, tmp_path / "wrong.gguf", "f16")
+    verdict = verify_gguf(tmp_path / "wrong.gguf", demo_reference)
+    assert not verdict.ok and all(p.startswith("template:") for p in verdict.problems)
+    assert len(verdict.problems) == 2  # both probe conversations
+
+
 # -- the command line -----------------------------------------------------------------------
 
 def test_cli_exports_a_run_and_a_combination_and_lists_adapters(runs, tmp_path, capsys):

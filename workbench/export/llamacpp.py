@@ -55,11 +55,33 @@ def quantize(source: str | Path, target: str | Path, quant: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTIZER_TYPES[quant])
     params.nthread = os.cpu_count() or 1
-    failed = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(),
-                                            ctypes.byref(params))
+    with _captured_stderr() as log:
+        failed = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(),
+                                                ctypes.byref(params))
     if failed:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
         raise ExportError(f"llama.cpp could not quantize {source} to {quant} (code {failed}); "
-                          "export --quant q8_0 or f16 instead")
+                          f"export --quant q8_0 or f16 instead. Its last words:\n{tail}")
+
+
+@contextmanager
+def _captured_stderr():
+    """The quantizer writes a line per tensor that falls back to another type straight to
+    file descriptor 2 (180 lines for the demo model); the export sums them up in one note."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "quantize.log"
+        saved = os.dup(2)
+        with open(log, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield log
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
 
 
 class LlamaFile:
