@@ -2,7 +2,8 @@
 config (no download; the 400-token tokenizer of small_vocab.py): LoRA finds the family's
 linear layers, the loss falls, the merged model gives the adapter model's logits, and a
 GGUF is written and read back where the exporter writes the family, or refused with a
-message naming the architecture and what to do instead.
+message naming the architecture and what to do instead. llama.cpp (the [verify] extra)
+loads each GGUF and must give the merged model's greedy answers.
 
 FAMILIES drives the tests and the README's family table, so the table says what these
 tests cover: `python -c "import sys; sys.path[:0] = ['tests']; from test_families import
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import ORDERS, REPO, tiny_config
+from conftest import ORDERS, REPO, in_ci, tiny_config
 
 ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
 MLP = {"gate_proj", "up_proj", "down_proj"}
@@ -33,12 +34,15 @@ FAMILIES = (
     Family("Llama (Llama 3, SmolLM2)", "LlamaConfig", ATTENTION | MLP, "llama"),
     Family("Mistral (no sliding window)", "MistralConfig", ATTENTION | MLP, "llama",
            {"sliding_window": None}),
-    Family("Qwen2, Qwen2.5", "Qwen2Config", ATTENTION | MLP, None),
-    Family("Qwen3", "Qwen3Config", ATTENTION | MLP, None, {"head_dim": 16}),
+    Family("Qwen2, Qwen2.5", "Qwen2Config", ATTENTION | MLP, "qwen2"),
+    # head_dim 128 as in every Qwen3 (more than hidden / heads); transformers' GGUF reader
+    # assumes 128, not reading attention.key_length
+    Family("Qwen3", "Qwen3Config", ATTENTION | MLP, "qwen3", {"head_dim": 128}),
     Family("Gemma 2", "Gemma2Config", ATTENTION | MLP, None,
            {"head_dim": 16, "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0}),
     Family("Gemma 3", "Gemma3TextConfig", ATTENTION | MLP, None, {"head_dim": 16}),
-    Family("Phi-3", "Phi3Config", {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}, None),
+    Family("Phi-3", "Phi3Config", {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"},
+           "phi3"),
 )
 
 
@@ -47,8 +51,8 @@ def family_table() -> str:
     lines = ["| family | transformers config | train | merge | GGUF | Ollama |",
              "|---|---|---|---|---|---|"]
     for family in FAMILIES:
-        gguf = f"tested (as `{family.gguf}`)" if family.gguf else \
-            "refused: export `--format hf`, convert with llama.cpp"
+        gguf = f"tested (as `{family.gguf}`; read by transformers and llama.cpp)" \
+            if family.gguf else "refused: export `--format hf`, convert with llama.cpp"
         ollama = "tested" if family.gguf else "refused (needs the GGUF)"
         lines.append(f"| {family.name} | `{family.config_class}` | tested | tested | {gguf} "
                      f"| {ollama} |")
@@ -87,13 +91,15 @@ def test_a_family_trains_merges_and_exports_or_is_refused_by_name(family, data, 
     import json
 
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from workbench import load_run
     from workbench.engine.run import Run
     from workbench.errors import ExportError
     from workbench.export.exporter import export_run
     from workbench.export.gguf import read_metadata
+    from workbench.export.llamacpp import available as llama_cpp_available
+    from workbench.export.verify import EXACT_TOKENS, Reference, verify_gguf
 
     model_dir = build(family, tmp_path / "model")
     config = tiny_config(model_dir, data, tmp_path / "runs",
@@ -133,6 +139,12 @@ def test_a_family_trains_merges_and_exports_or_is_refused_by_name(family, data, 
                                                      dtype=torch.float32).eval()
     with torch.no_grad():
         assert (read_back(input_ids=ids).logits - tuned).abs().max() < 1e-4
+    if llama_cpp_available() or in_ci():  # and llama.cpp answers as the merged model does
+        verdict = verify_gguf(path, Reference.of(merged, AutoTokenizer.from_pretrained(
+            tmp_path / "hf"), max_new_tokens=EXACT_TOKENS))
+        print(f"\n{verdict.summary()}")
+        assert verdict.ok and verdict.drift["max"] < 5e-3
+        assert all(row["equal"] == row["compared"] for row in verdict.generation)
     assert export_run(run_dir, "ollama", "f16", out=tmp_path / "ollama").check.ok
     assert 'PARAMETER stop "<|im_end|>"' in (tmp_path / "ollama" / "Modelfile").read_text()
 

@@ -2,9 +2,11 @@
 
     write_gguf(model, tokenizer, "out/model-q8_0.gguf", quant="q8_0")
 
-Architectures: Llama (`LlamaForCausalLM`, the demo model's) and Mistral without a
-sliding window (written as GGUF `llama`, as llama.cpp does); both read back with
-transformers in tests/test_families.py. Others are refused with the list. Tokenizers: byte-level BPE (GPT-2 style: SmolLM, Llama 3, Qwen), written as
+Architectures (`ARCHITECTURES`): Llama (the demo model's) and Mistral without a sliding
+window (written as GGUF `llama`, as llama.cpp's converter does), Qwen2/Qwen2.5, Qwen3 and
+Phi-3, each read back by transformers and by llama.cpp in
+tests/test_families.py. Others (Gemma among them) are refused naming the architecture and
+the alternative. Tokenizers: byte-level BPE (GPT-2 style: SmolLM, Llama 3, Qwen), written as
 `tokenizer.ggml.model = gpt2` with tokens, token types, merges, special ids and the chat
 template. SentencePiece tokenizers (Llama 2, Mistral v0.1) are refused for now.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
@@ -34,8 +37,26 @@ QUANTS = WRITTEN_QUANTS + LLAMA_CPP_QUANTS
 QUANTIZER_MAIN_TYPES = {"q5_k_m": {"Q5_K", "Q6_K", "F32"}, "q4_k_m": {"Q4_K", "Q6_K", "F32"},
                         "q4_0": {"Q4_0", "Q6_K", "F32"}}
 
-# transformers model_type -> GGUF architecture name
-ARCHITECTURES = {"llama": "llama", "mistral": "llama"}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How one transformers model type is written in GGUF."""
+
+    name: str  # general.architecture, as llama.cpp names it
+    tensor_map: str  # the gguf.MODEL_ARCH whose tensor names the weights take
+    interleaved_rope: bool  # llama.cpp rotates pairs (Llama): q and k rows are permuted
+    qkv_bias: bool = False  # query/key/value biases are part of the architecture
+
+
+# transformers model_type -> how it is written (rope of the others is NEOX: HF's layout)
+ARCHITECTURES = {
+    "llama": Architecture("llama", "LLAMA", interleaved_rope=True),
+    "mistral": Architecture("llama", "LLAMA", interleaved_rope=True),
+    "qwen2": Architecture("qwen2", "QWEN2", interleaved_rope=False, qkv_bias=True),
+    "qwen3": Architecture("qwen3", "QWEN3", interleaved_rope=False),
+    "phi3": Architecture("phi3", "PHI3", interleaved_rope=False),
+}
 
 # llama.cpp picks its pre-tokenizer (how text is split before BPE) by this name. It names
 # a tokenizer by the hash of the ids it gives for one probe text; a few common ones:
@@ -68,7 +89,7 @@ def write_gguf(model, tokenizer, path: str | Path, quant: str = "f16", *,
         raise ExportError(f"GGUF quantization {quant!r} is not offered; choose one of "
                           f"{', '.join(QUANTS)}")
     config = model.config
-    arch = check_architecture(config)
+    arch = check_architecture(config).name
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.writing")
@@ -124,26 +145,37 @@ def _write_with_quantizer(model, tokenizer, path: Path, scratch: Path, quant: st
             "tensor_types": types, "notes": notes}
 
 
-def check_architecture(config) -> str:
-    """The GGUF architecture for this config, or ExportError saying what is supported."""
+def check_architecture(config) -> Architecture:
+    """How this config is written, or ExportError naming what stands in the way."""
     model_type = getattr(config, "model_type", None)
     if model_type not in ARCHITECTURES:
         raise ExportError(f"GGUF export does not support {model_type!r} models yet; it writes "
-                          f"{', '.join(ARCHITECTURES)} (Llama-family) models. Export the merged "
-                          "Hugging Face folder (--format hf) and convert it with llama.cpp's "
-                          "convert_hf_to_gguf.py")
+                          f"{', '.join(ARCHITECTURES)} models. Export the merged Hugging Face "
+                          "folder (--format hf) and convert it with llama.cpp's "
+                          "convert_hf_to_gguf.py (in github.com/ggml-org/llama.cpp; the pip "
+                          "package does not install it)")
+    arch = ARCHITECTURES[model_type]
     rope = rope_parameters(config)
     if rope.get("rope_type", "default") != "default":
         raise ExportError(f"GGUF export does not write rope scaling ({rope.get('rope_type')!r}) "
                           "yet; export --format hf and convert it with llama.cpp")
-    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
-        raise ExportError("GGUF export of Llama models with attention or MLP biases is not "
-                          "supported; export --format hf instead")
-    if model_type == "mistral" and getattr(config, "sliding_window", None):
-        raise ExportError(f"this Mistral model uses a sliding window of {config.sliding_window} "
-                          "tokens, which the GGUF llama architecture cannot say; export "
-                          "--format hf instead")
-    return ARCHITECTURES[model_type]
+    if float(rope.get("partial_rotary_factor", 1.0)) != 1.0:
+        raise ExportError(f"GGUF export does not write partial rotary embeddings "
+                          f"(partial_rotary_factor {rope['partial_rotary_factor']}) yet; export "
+                          "--format hf and convert it with llama.cpp")
+    biased = getattr(config, "attention_bias", False) and not arch.qkv_bias
+    if biased or getattr(config, "mlp_bias", False):
+        raise ExportError(f"GGUF export of {model_type} models with attention or MLP biases is "
+                          "not supported; export --format hf instead")
+    window = getattr(config, "sliding_window", None)
+    if model_type == "mistral" and window:
+        raise ExportError(f"this Mistral model uses a sliding window of {window} tokens, "
+                          "which the GGUF llama architecture cannot say; export --format hf "
+                          "instead")
+    if model_type in ("qwen2", "qwen3") and getattr(config, "use_sliding_window", False):
+        raise ExportError(f"this {model_type} model uses sliding-window attention, which "
+                          "GGUF export does not write; export --format hf instead")
+    return arch
 
 
 def rope_parameters(config) -> dict:
@@ -178,6 +210,10 @@ def add_model_metadata(writer, config, quant: str, name: str) -> None:
     if head_dim(config) != config.hidden_size // config.num_attention_heads:
         writer.add_key_length(head_dim(config))
         writer.add_value_length(head_dim(config))
+    if config.model_type == "phi3":  # as llama.cpp's converter writes Phi-3 (and Phi-4)
+        writer.add_rope_scaling_orig_ctx_len(getattr(config, "original_max_position_embeddings",
+                                                     None) or config.max_position_embeddings)
+        writer.add_sliding_window(getattr(config, "sliding_window", None) or 0)
     writer.add_file_type(file_type)
     if quant == "q8_0":
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -254,21 +290,42 @@ def pre_tokenizer_name(tokenizer) -> tuple[str, list[str]]:
     digest = sha256(str(tokenizer.encode(PROBE_TEXT)).encode()).hexdigest()
     if digest in KNOWN_PRE_TOKENIZERS:
         return KNOWN_PRE_TOKENIZERS[digest], []
-    if _plain_byte_level(tokenizer):
-        return "gpt-2", []  # GPT-2's own regex, whatever the vocabulary
+    named = _named_by_splitting(tokenizer)
+    if named:
+        return named, []
     return "default", [f"llama.cpp may split text differently from this tokenizer: its "
                        f"pre-tokenizer is not one workbench recognises (hash {digest[:12]}), so "
                        "the GGUF says `default`. transformers reads the file correctly; check "
                        "the answers in llama.cpp or Ollama before you rely on them"]
 
 
-def _plain_byte_level(tokenizer) -> bool:
-    """A tokenizer that splits text with GPT-2's regex alone (a ByteLevel pre-tokenizer and
-    nothing else), which llama.cpp's `gpt-2` pre-tokenizer reproduces for any vocabulary."""
+# Splitting regexes llama.cpp reproduces under a name, whatever the vocabulary (the hash
+# above names whole tokenizers). Qwen2's is what transformers gives every qwen2/qwen3 model.
+SPLIT_PATTERNS = {
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+    "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "qwen2",
+}
+
+
+def _named_by_splitting(tokenizer) -> str | None:
+    """llama.cpp's name for how this tokenizer splits text, read from its pre-tokenizer:
+    GPT-2's regex alone (a plain ByteLevel) is `gpt-2`; a known Split regex followed by a
+    regex-free ByteLevel is that regex's name; anything else None."""
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     pre = spec.get("pre_tokenizer") or {}
-    return (spec.get("normalizer") is None and pre.get("type") == "ByteLevel"
-            and pre.get("use_regex", True) and not pre.get("add_prefix_space", False))
+    # Qwen's tokenizers normalize to NFC, which llama.cpp does not: the same for text typed
+    # or pasted as almost all text is (already NFC), and the round trip checks the probes.
+    if spec.get("normalizer") not in (None, {"type": "NFC"}):
+        return None
+    if pre.get("type") == "ByteLevel":
+        plain = pre.get("use_regex", True) and not pre.get("add_prefix_space", False)
+        return "gpt-2" if plain else None
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else []
+    if len(steps) == 2 and steps[0].get("type") == "Split" and steps[1].get("type") == \
+            "ByteLevel" and not steps[1].get("use_regex", True) and \
+            steps[0].get("behavior") == "Isolated" and not steps[0].get("invert"):
+        return SPLIT_PATTERNS.get((steps[0].get("pattern") or {}).get("Regex"))
+    return None
 
 
 def special_tokens_added(tokenizer) -> tuple[bool, bool]:
@@ -288,7 +345,9 @@ def add_tensors(writer, model, quant: str) -> dict[str, int]:
     import gguf
 
     config = model.config
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
+    arch = check_architecture(config)
+    names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, arch.tensor_map),
+                                     config.num_hidden_layers)
     heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     tied = getattr(config, "tie_word_embeddings", False)
@@ -299,12 +358,13 @@ def add_tensors(writer, model, quant: str) -> dict[str, int]:
         stem, _, suffix = hf_name.rpartition(".")
         gguf_name = names.get_name(stem)
         if gguf_name is None or suffix not in ("weight", "bias"):
-            raise ExportError(f"{hf_name} has no place in a GGUF llama file; this model has "
-                              "layers the exporter does not know, so export --format hf instead")
+            raise ExportError(f"{hf_name} has no place in a GGUF {arch.name} file; this model "
+                              "has layers the exporter does not know, so export --format hf "
+                              "instead")
         data = tensor.detach().to("cpu").float().numpy()
-        if gguf_name.endswith("attn_q"):
+        if arch.interleaved_rope and gguf_name.endswith("attn_q"):
             data = permute_qk(data, heads)
-        elif gguf_name.endswith("attn_k"):
+        elif arch.interleaved_rope and gguf_name.endswith("attn_k"):
             data = permute_qk(data, kv_heads)
         data, qtype = encode(data, quant)
         writer.add_tensor(f"{gguf_name}.{suffix}", data, raw_dtype=qtype)
