@@ -92,8 +92,9 @@ class LlamaFile:
 
         llama_cpp = require("checking an export with llama.cpp (--verify)")
         self._lib = llama_cpp
-        trained = read_metadata(path).get(f"{_architecture(path)}.context_length", context)
-        context = min(context, int(trained))
+        metadata = read_metadata(path)
+        trained = metadata.get(f"{metadata.get('general.architecture')}.context_length", context)
+        context = min(context, int(trained))  # more than it was trained for makes a warning
         try:
             with _plain_cpu_buffers(llama_cpp):
                 self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context,
@@ -168,12 +169,6 @@ class LlamaFile:
                 break
             self.llm.eval([token])
         return produced
-
-
-def _architecture(path) -> str:
-    from workbench.export.gguf import read_metadata
-
-    return read_metadata(path).get("general.architecture", "llama")
 
 
 @contextmanager

@@ -51,14 +51,15 @@ class Reference:
         prompt_ids = [token_ids(tokenizer, render(tokenizer, p)) for p in prompts]
         stops = [i for i in dict.fromkeys([end_id, tokenizer.eos_token_id]) if i is not None]
         answers = []
-        model = model.eval()
+        model, device = model.eval(), model.device
         with torch.no_grad():
             for ids in prompt_ids:
-                out = model.generate(torch.tensor([ids]), do_sample=False,
+                out = model.generate(torch.tensor([ids], device=device), do_sample=False,
                                      max_new_tokens=max_new_tokens, eos_token_id=stops,
                                      pad_token_id=tokenizer.pad_token_id or stops[0])
                 answers.append(out[0, len(ids):].tolist())
-            logits = model(input_ids=torch.tensor([prompt_ids[0]])).logits[0].float().numpy()
+            first = torch.tensor([prompt_ids[0]], device=device)
+            logits = model(input_ids=first).logits[0].float().cpu().numpy()
         return cls(tokenizer, prompts, prompt_ids, answers, logits, end, end_id, default_system)
 
 
