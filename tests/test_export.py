@@ -503,6 +503,25 @@ def test_llama_cpp_catches_a_wrong_template_in_a_demo_file(demo_run, demo_refere
 
 # -- the command line -----------------------------------------------------------------------
 
+def test_without_llama_cpp_verify_and_small_quants_say_how_to_install(runs, tmp_path,
+                                                                      monkeypatch):
+    """What a user without the [verify] extra sees, before anything is merged or written."""
+    import sys
+
+    from workbench.export.exporter import export_run
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what `import` sees when absent
+    for quant, verify, what in (("f16", True, "checking the export with llama.cpp"),
+                                ("q4_k_m", False, "the q4_k_m quantization")):
+        with pytest.raises(ExportError) as refused:
+            export_run(runs["orders"], "gguf", quant, tmp_path / "x.gguf", verify=verify)
+        assert str(refused.value).startswith(f"{what}") and 'pip install -e ".[verify]"' in \
+            str(refused.value)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ExportError, match="--verify has llama.cpp check a GGUF file"):
+        export_run(runs["orders"], "hf", "f16", tmp_path / "hf", verify=True)
+
+
 def test_cli_exports_a_run_and_a_combination_and_lists_adapters(runs, tmp_path, capsys):
     from workbench.cli import main
 

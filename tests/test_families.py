@@ -135,6 +135,8 @@ def test_a_family_trains_merges_and_exports_or_is_refused_by_name(family, data, 
     path = tmp_path / "gguf" / "model.gguf"
     assert export_run(run_dir, "gguf", "f32", out=path).check.ok
     assert read_metadata(path)["general.architecture"] == family.gguf
+    if family.gguf == "qwen2":  # transformers gives Qwen models Qwen's own split regex (+NFC)
+        assert read_metadata(path)["tokenizer.ggml.pre"] == "qwen2"
     read_back = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
                                                      dtype=torch.float32).eval()
     with torch.no_grad():

@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_import_workbench_does_not_import_torch():
-    code = ("import sys, workbench, workbench.config, workbench.cli; "
-            "heavy = [m for m in ('torch', 'transformers', 'peft', 'matplotlib') "
+    code = ("import sys, workbench, workbench.config, workbench.cli, workbench.export.exporter; "
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'matplotlib', 'llama_cpp', "
+            "'gguf') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

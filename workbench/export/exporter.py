@@ -144,14 +144,19 @@ def _judge(result: ExportResult, model, tokenizer, force: bool) -> None:
 
     gguf_file = next(f for f in result.files if f.suffix == ".gguf")
     modelfile = next((f for f in result.files if f.name == "Modelfile"), None)
-    verdict = verify_gguf(gguf_file, Reference.of(model, tokenizer), modelfile=modelfile)
+    try:
+        verdict = verify_gguf(gguf_file, Reference.of(model, tokenizer), modelfile=modelfile)
+    except BaseException:  # e.g. llama.cpp cannot load it: the file is no export either
+        if not force:
+            _remove(None, result.files)
+        raise
     result.verdict = verdict
     report = verdict.write(report_path(gguf_file))
     if verdict.ok or force:
         result.files.append(report)
         if not verdict.ok:
-            result.notes.append("WARNING: llama.cpp's check failed and the files were kept "
-                                "(--force):\n" + verdict.summary())
+            result.notes.append(f"WARNING: llama.cpp's check failed and the files were kept "
+                                f"(--force); its verdict is in {report}")
         return
     _remove(None, result.files + [report])
     raise ExportError("export refused: llama.cpp does not use the file as the merged model is "

@@ -34,7 +34,8 @@ LLAMA_CPP_QUANTS = ("q5_k_m", "q4_k_m", "q4_0")  # written by llama.cpp's quanti
 QUANTS = WRITTEN_QUANTS + LLAMA_CPP_QUANTS
 # The types each of llama.cpp's mixes is made of (norms stay F32; the _M mixes and q4_0 keep
 # some tensors at Q6_K); anything else in the file is a fallback the user is told about.
-QUANTIZER_MAIN_TYPES = {"q5_k_m": {"Q5_K", "Q6_K", "F32"}, "q4_k_m": {"Q4_K", "Q6_K", "F32"},
+QUANTIZER_MAIN_TYPES = {"q5_k_m": {"Q5_K", "Q6_K", "F32"},
+                        "q4_k_m": {"Q4_K", "Q5_K", "Q6_K", "F32"},  # fused attn_qkv: Q5_K
                         "q4_0": {"Q4_0", "Q6_K", "F32"}}
 
 

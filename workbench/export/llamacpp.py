@@ -21,7 +21,7 @@ from pathlib import Path
 from workbench.errors import ExportError
 
 INSTALL = ('pip install -e ".[verify]"  (or pip install llama-cpp-python==0.3.36; it compiles '
-           "llama.cpp from source where no wheel fits: about 11 minutes on 2 cores, once)")
+           "llama.cpp from source where no wheel fits: 4 to 11 minutes on 2 cores, once)")
 
 # workbench quant name -> the llama_ftype name llama.cpp's quantizer takes
 QUANTIZER_TYPES = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
@@ -55,33 +55,36 @@ def quantize(source: str | Path, target: str | Path, quant: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTIZER_TYPES[quant])
     params.nthread = os.cpu_count() or 1
-    with _captured_stderr() as log:
+    captured: list[str] = []
+    with _captured_stderr(captured):
         failed = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(),
                                                 ctypes.byref(params))
     if failed:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+        tail = "\n".join(captured[-5:])
         raise ExportError(f"llama.cpp could not quantize {source} to {quant} (code {failed}); "
                           f"export --quant q8_0 or f16 instead. Its last words:\n{tail}")
 
 
 @contextmanager
-def _captured_stderr():
+def _captured_stderr(lines: list[str]):
     """The quantizer writes a line per tensor that falls back to another type straight to
-    file descriptor 2 (180 lines for the demo model); the export sums them up in one note."""
+    file descriptor 2 (180 lines for the demo model); the export sums them up in one note,
+    and `lines` gets them. Anything another thread writes to stderr meanwhile (a second or
+    two) lands there too."""
     import sys
     import tempfile
 
     sys.stderr.flush()
-    with tempfile.TemporaryDirectory() as folder:
-        log = Path(folder) / "quantize.log"
+    with tempfile.TemporaryFile() as sink:
         saved = os.dup(2)
-        with open(log, "wb") as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield log
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode("utf-8", errors="replace").splitlines()
 
 
 class LlamaFile:
@@ -102,7 +105,8 @@ class LlamaFile:
                                            logits_all=True, verbose=False)
         except ValueError as exc:  # llama-cpp-python's way of saying the load failed
             raise ExportError(f"llama.cpp cannot load {path}: {exc}. The file is not usable "
-                              "by llama.cpp or Ollama") from None
+                              "by llama.cpp or Ollama; export --format hf and convert it with "
+                              "llama.cpp's convert_hf_to_gguf.py instead") from None
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.metadata = dict(self.llm.metadata)
 
@@ -162,7 +166,8 @@ class LlamaFile:
         self.llm.reset()
         self.llm.eval(ids)
         produced: list[int] = []
-        while len(produced) < max_new_tokens:
+        room = self.llm.n_ctx() - len(ids)
+        while len(produced) < min(max_new_tokens, room):
             token = int(self.llm.scores[self.llm.n_tokens - 1].argmax())
             produced.append(token)
             if self.is_end_of_generation(token):

@@ -43,24 +43,45 @@ class Reference:
 
     @classmethod
     def of(cls, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS) -> "Reference":
-        import torch
-
         end, default_system = _end_of_turn(tokenizer)
         end_id = tokenizer.convert_tokens_to_ids(end)
         prompts = [p for p in PROBES if renders(tokenizer, p)]
+        if not prompts:
+            raise ExportError("the chat template renders none of the probe conversations, so "
+                              "llama.cpp has nothing to be checked on; fix the template")
         prompt_ids = [token_ids(tokenizer, render(tokenizer, p)) for p in prompts]
-        stops = [i for i in dict.fromkeys([end_id, tokenizer.eos_token_id]) if i is not None]
-        answers = []
-        model, device = model.eval(), model.device
-        with torch.no_grad():
-            for ids in prompt_ids:
-                out = model.generate(torch.tensor([ids], device=device), do_sample=False,
-                                     max_new_tokens=max_new_tokens, eos_token_id=stops,
-                                     pad_token_id=tokenizer.pad_token_id or stops[0])
-                answers.append(out[0, len(ids):].tolist())
-            first = torch.tensor([prompt_ids[0]], device=device)
-            logits = model(input_ids=first).logits[0].float().cpu().numpy()
-        return cls(tokenizer, prompts, prompt_ids, answers, logits, end, end_id, default_system)
+        stops = {i for i in (end_id, tokenizer.eos_token_id) if i is not None}
+        model.eval()
+        answers = [greedy(model, ids, max_new_tokens, stops) for ids in prompt_ids]
+        return cls(tokenizer, prompts, prompt_ids, answers, prompt_logits(model, prompt_ids[0]),
+                   end, end_id, default_system)
+
+
+def greedy(model, ids: list[int], max_new_tokens: int, stops: set) -> list[int]:
+    """The argmax token at each step, with the KV cache, through the first stop token: what
+    llama.cpp's side does. Not `generate`, which applies the model's generation config
+    (Qwen2.5 ships a repetition penalty) and would no longer be plain greedy decoding."""
+    import torch
+
+    produced: list[int] = []
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True)
+        while len(produced) < max_new_tokens:
+            token = int(out.logits[0, -1].argmax())
+            produced.append(token)
+            if token in stops:
+                break
+            out = model(input_ids=torch.tensor([[token]], device=model.device),
+                        past_key_values=out.past_key_values, use_cache=True)
+    return produced
+
+
+def prompt_logits(model, ids: list[int]):
+    import torch
+
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids], device=model.device)).logits
+    return logits[0].float().cpu().numpy()
 
 
 @dataclass
@@ -80,8 +101,9 @@ class Verdict:
         return not self.problems
 
     def summary(self) -> str:
-        lines = [f"llama.cpp check of {Path(self.path).name} ({self.file_type}, "
-                 f"{self.bytes / 1e6:.0f} MB): {'passed' if self.ok else 'FAILED'}"]
+        size = f"{self.bytes / 1e6:.0f} MB" if self.bytes >= 1e7 else f"{self.bytes / 1e6:.1f} MB"
+        lines = [f"llama.cpp check of {Path(self.path).name} ({self.file_type}, {size}): "
+                 f"{'passed' if self.ok else 'FAILED'}"]
         if self.drift:
             lines.append(f"  logits vs the merged model over {self.drift['positions']} positions: "
                          f"max |diff| {self.drift['max']:.3g}, mean {self.drift['mean']:.3g}, "
@@ -169,7 +191,8 @@ def _check_generation(gguf, reference: Reference, verdict: Verdict, exact: bool)
         verdict.problems.append(
             f"stop: llama.cpp does not end generation at {reference.end_of_turn!r} (id "
             f"{reference.end_of_turn_id}), which ends the model's turns, so its answers would "
-            "run on; the file's eos/eot token ids are wrong")
+            "run on: the file's eos/eot token ids name other tokens. Set the tokenizer's "
+            "eos_token to the end-of-turn token before exporting")
     for messages, ids, answer in zip(reference.prompts, reference.prompt_ids, reference.answers):
         got = gguf.greedy(ids, MAX_NEW_TOKENS)
         compared = min(EXACT_TOKENS, len(answer))
@@ -197,8 +220,10 @@ def _check_modelfile(modelfile: Path, reference: Reference, verdict: Verdict) ->
     text = modelfile.read_text(encoding="utf-8")
     stops = [json.loads(s) for s in re.findall(r'^PARAMETER stop (".*")$', text, re.M)]
     if reference.end_of_turn not in stops:
-        verdict.problems.append(f"modelfile: {modelfile} stops on {stops}, not on "
-                                f"{reference.end_of_turn!r}, which ends the model's turns")
+        said = f"stops on {stops}" if stops else "has no PARAMETER stop line"
+        verdict.problems.append(f"modelfile: {modelfile} {said}, not on "
+                                f"{reference.end_of_turn!r}, which ends the model's turns: add "
+                                f'PARAMETER stop "{reference.end_of_turn}"')
 
 
 def _drift(theirs, ours) -> dict:
