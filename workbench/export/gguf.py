@@ -4,16 +4,17 @@
 
 Architectures (`ARCHITECTURES`): Llama (the demo model's) and Mistral without a sliding
 window (written as GGUF `llama`, as llama.cpp's converter does), Qwen2/Qwen2.5, Qwen3 and
-Phi-3, each read back by transformers and by llama.cpp in
-tests/test_families.py. Others (Gemma among them) are refused naming the architecture and
-the alternative. Tokenizers: byte-level BPE (GPT-2 style: SmolLM, Llama 3, Qwen), written as
+Phi-3, each read back by transformers and by llama.cpp in tests/test_families.py. Others
+(Gemma among them) are refused naming the architecture and the alternative. Tokenizers:
+byte-level BPE (GPT-2 style: SmolLM, Llama 3, Qwen), written as
 `tokenizer.ggml.model = gpt2` with tokens, token types, merges, special ids and the chat
 template. SentencePiece tokenizers (Llama 2, Mistral v0.1) are refused for now.
 
 Weights: `f32`; `f16` (norms stay F32, as llama.cpp writes them); `q8_0` (2-D weights in
 blocks of 32 int8 values with one F16 scale each, via `gguf.quants`; rows that do not
 divide by 32 stay F16). `q5_k_m`, `q4_k_m` and `q4_0` are llama.cpp's own: an F16 file is
-written and handed to its quantizer (needs the `[verify]` extra; `llamacpp.py`). llama.cpp stores the query and key projections with each head's
+written and handed to its quantizer (needs the `[verify]` extra; `llamacpp.py`). For the
+`llama` architecture llama.cpp stores the query and key projections with each head's
 rotary halves interleaved; `permute_qk` does that and transformers' GGUF reader undoes it.
 The file is written under a temporary name and renamed, so a failed export leaves no
 half-written file behind.
@@ -37,7 +38,6 @@ QUANTS = WRITTEN_QUANTS + LLAMA_CPP_QUANTS
 QUANTIZER_MAIN_TYPES = {"q5_k_m": {"Q5_K", "Q6_K", "F32"},
                         "q4_k_m": {"Q4_K", "Q5_K", "Q6_K", "F32"},  # fused attn_qkv: Q5_K
                         "q4_0": {"Q4_0", "Q6_K", "F32"}}
-
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def add_model_metadata(writer, config, quant: str, name: str) -> None:
     if head_dim(config) != config.hidden_size // config.num_attention_heads:
         writer.add_key_length(head_dim(config))
         writer.add_value_length(head_dim(config))
-    if config.model_type == "phi3":  # as llama.cpp's converter writes Phi-3 (and Phi-4)
+    if config.model_type == "phi3":  # as llama.cpp's converter writes Phi-3
         writer.add_rope_scaling_orig_ctx_len(getattr(config, "original_max_position_embeddings",
                                                      None) or config.max_position_embeddings)
         writer.add_sliding_window(getattr(config, "sliding_window", None) or 0)
@@ -301,7 +301,7 @@ def pre_tokenizer_name(tokenizer) -> tuple[str, list[str]]:
 
 
 # Splitting regexes llama.cpp reproduces under a name, whatever the vocabulary (the hash
-# above names whole tokenizers). Qwen2's is what transformers gives every qwen2/qwen3 model.
+# above names whole tokenizers). Qwen2's is what transformers' Qwen2Tokenizer splits with.
 SPLIT_PATTERNS = {
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
     "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "qwen2",
