@@ -47,14 +47,13 @@ class Architecture:
     name: str  # general.architecture, as llama.cpp names it
     tensor_map: str  # the gguf.MODEL_ARCH whose tensor names the weights take
     interleaved_rope: bool  # llama.cpp rotates pairs (Llama): q and k rows are permuted
-    qkv_bias: bool = False  # query/key/value biases are part of the architecture
 
 
 # transformers model_type -> how it is written (rope of the others is NEOX: HF's layout)
 ARCHITECTURES = {
     "llama": Architecture("llama", "LLAMA", interleaved_rope=True),
     "mistral": Architecture("llama", "LLAMA", interleaved_rope=True),
-    "qwen2": Architecture("qwen2", "QWEN2", interleaved_rope=False, qkv_bias=True),
+    "qwen2": Architecture("qwen2", "QWEN2", interleaved_rope=False),  # q/k/v biases always
     "qwen3": Architecture("qwen3", "QWEN3", interleaved_rope=False),
     "phi3": Architecture("phi3", "PHI3", interleaved_rope=False),
 }
@@ -164,8 +163,8 @@ def check_architecture(config) -> Architecture:
         raise ExportError(f"GGUF export does not write partial rotary embeddings "
                           f"(partial_rotary_factor {rope['partial_rotary_factor']}) yet; export "
                           "--format hf and convert it with llama.cpp")
-    biased = getattr(config, "attention_bias", False) and not arch.qkv_bias
-    if biased or getattr(config, "mlp_bias", False):
+    # (Qwen2's q/k/v biases are not a config option: they are part of the architecture)
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
         raise ExportError(f"GGUF export of {model_type} models with attention or MLP biases is "
                           "not supported; export --format hf instead")
     window = getattr(config, "sliding_window", None)

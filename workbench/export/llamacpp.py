@@ -128,12 +128,11 @@ class LlamaFile:
         prepended when the file says so (what llama-server and Ollama do)."""
         return self.llm.tokenize(text.encode("utf-8"), add_bos=self.adds_bos, special=True)
 
-    def render_chat(self, messages, template: str | None = None) -> str | None:
+    def render_chat(self, messages) -> str | None:
         """The prompt llama.cpp's built-in chat template renders from the file's
         `tokenizer.chat_template` (it recognises the common formats by their markers), or
         None when it does not recognise the template."""
-        template = template if template is not None else self.metadata.get(
-            "tokenizer.chat_template")
+        template = self.metadata.get("tokenizer.chat_template")
         if not template:
             return None
         keep = [m["content"].encode("utf-8") for m in messages]  # alive during the call

@@ -218,18 +218,30 @@ def renders(tokenizer, messages) -> bool:
 
 def _check_stop(result: RoundTrip, stage: str, training, stops) -> None:
     """The token that ends an assistant turn in training must stop generation there."""
-    try:
-        end = turn_format(training).end_of_turn
-    except ExportError:
-        end = training.eos_token
+    end = ending(training)[0]
     if end not in stops:
         result.problems.append(f"{stage}: generation stops at {sorted(set(stops))}, but the "
                                f"model ends its turns with {end!r}, so answers would run on")
 
 
+def ending(tokenizer) -> tuple[str, str | None]:
+    """The text that ends the model's turns and the template's default system prompt; EOS
+    and None when the template cannot be taken apart."""
+    try:
+        turns = turn_format(tokenizer)
+    except ExportError:
+        return tokenizer.eos_token, None
+    return turns.end_of_turn, turns.default_system
+
+
+def first_difference(expected: list, got: list) -> int:
+    """The index of the first id that differs (the shorter length when one is a prefix)."""
+    return next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b),
+                min(len(expected), len(got)))
+
+
 def _difference(stage, probe, expected, got, tokenizer) -> str:
-    at = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b),
-              min(len(expected), len(got)))
+    at = first_difference(expected, got)
     piece = lambda ids: repr(tokenizer.decode(ids[at:at + 3])) if at < len(ids) else "the end"
     return (f"{stage}: a {len(probe)}-message conversation gives different token ids than in "
             f"training from token {at} on ({piece(got)} instead of {piece(expected)})")

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from workbench.errors import ExportError
-from workbench.export.templates import PROBES, render, renders, token_ids, turn_format
+from workbench.export.templates import (PROBES, ending, first_difference, render, renders,
+                                        token_ids)
 
 EXACT_TOKENS = 32  # greedy tokens that must equal the merged model's in F32 and F16 files
 MAX_NEW_TOKENS = 64  # how far both generate, so the end of a short answer is reached
@@ -43,7 +44,7 @@ class Reference:
 
     @classmethod
     def of(cls, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS) -> "Reference":
-        end, default_system = _end_of_turn(tokenizer)
+        end, default_system = ending(tokenizer)
         end_id = tokenizer.convert_tokens_to_ids(end)
         prompts = [p for p in PROBES if renders(tokenizer, p)]
         if not prompts:
@@ -134,13 +135,12 @@ def report_path(gguf_path: str | Path) -> Path:
 def verify_gguf(path: str | Path, reference: Reference, *,
                 modelfile: str | Path | None = None) -> Verdict:
     """Load `path` with llama.cpp and check it against `reference` (see the module doc)."""
-    from workbench.export.gguf import read_metadata
     from workbench.export.llamacpp import LlamaFile
 
     path = Path(path)
-    file_type = _file_type(read_metadata(path).get("general.file_type"))
-    verdict = Verdict(str(path), file_type, path.stat().st_size)
     with LlamaFile(path) as gguf:
+        file_type = _file_type(gguf.metadata.get("general.file_type"))
+        verdict = Verdict(str(path), file_type, path.stat().st_size)
         _check_tokens(gguf, reference, verdict)
         _check_template(gguf, reference, verdict)
         _check_generation(gguf, reference, verdict, exact=file_type in EXACT_TYPES)
@@ -196,7 +196,7 @@ def _check_generation(gguf, reference: Reference, verdict: Verdict, exact: bool)
     for messages, ids, answer in zip(reference.prompts, reference.prompt_ids, reference.answers):
         got = gguf.greedy(ids, MAX_NEW_TOKENS)
         compared = min(EXACT_TOKENS, len(answer))
-        equal = _common_prefix(answer, got)
+        equal = first_difference(answer, got)
         ended = bool(answer) and answer[-1] == reference.end_of_turn_id
         stopped = bool(got) and got[-1] == reference.end_of_turn_id
         verdict.generation.append({"messages": len(messages), "compared": compared,
@@ -235,20 +235,8 @@ def _drift(theirs, ours) -> dict:
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def _end_of_turn(tokenizer) -> tuple[str, str | None]:
-    try:
-        turns = turn_format(tokenizer)
-    except ExportError:
-        return tokenizer.eos_token, None
-    return turns.end_of_turn, turns.default_system
-
-
-def _common_prefix(a: list, b: list) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
 def _difference(what: str, expected: list, got: list, tokenizer) -> str:
-    at = _common_prefix(expected, got)
+    at = first_difference(expected, got)
     piece = lambda ids: repr(tokenizer.decode(ids[at:at + 3])) if at < len(ids) else "the end"
     return f"{what} differs from token {at} on ({piece(got)} instead of {piece(expected)})"
 
